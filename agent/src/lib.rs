@@ -1,0 +1,1 @@
+//! The avp agent (filled by the agent issue).

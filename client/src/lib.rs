@@ -1,0 +1,2 @@
+//! The avp client library (filled by the CLI issue).
+#![forbid(unsafe_code)]

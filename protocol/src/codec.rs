@@ -1,0 +1,102 @@
+//! The payload codec: the only module that knows frames carry bincode, so it can be swapped.
+//!
+//! bincode is pinned to 2.0.1 and always used with an explicit byte limit equal to the
+//! maximum frame: its unlimited default would try to allocate whatever a 10-byte frame
+//! claims (a 1 TiB string) and abort the process.
+
+use crate::error::ErrorCode;
+use crate::frame::MAX_FRAME_LEN;
+use bincode::config::{Configuration, Limit};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+type Config = Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_FRAME_LEN>>;
+
+const CONFIG: Config = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
+
+/// Why a payload could not be turned into a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a message at all; the connection cannot be trusted any further.
+    #[error("undecodable payload")]
+    Undecodable,
+    /// The message is well-formed but a field was rejected by validation (an invalid name,
+    /// too many labels…). The frame boundary is intact, so the connection can go on.
+    #[error("rejected field ({0})")]
+    Rejected(ErrorCode, &'static str),
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoded message would exceed the maximum frame length.
+    #[error("message larger than the maximum frame")]
+    TooLarge,
+    /// The serializer failed.
+    #[error("message could not be encoded")]
+    Failed,
+}
+
+/// The exact encoded size of `message`.
+pub fn encoded_len<T: Serialize>(message: &T) -> Result<usize, EncodeError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut size, CONFIG).map_err(map_encode)?;
+    Ok(size.bytes_written)
+}
+
+/// Encodes `message` into `dst`, which must be exactly [`encoded_len`] bytes long.
+pub fn encode_into<T: Serialize>(message: &T, dst: &mut [u8]) -> Result<(), EncodeError> {
+    let written = bincode::serde::encode_into_slice(message, dst, CONFIG).map_err(map_encode)?;
+    if written == dst.len() {
+        Ok(())
+    } else {
+        Err(EncodeError::Failed)
+    }
+}
+
+fn map_encode(err: bincode::error::EncodeError) -> EncodeError {
+    match err {
+        bincode::error::EncodeError::UnexpectedEnd => EncodeError::TooLarge,
+        _ => EncodeError::Failed,
+    }
+}
+
+/// Decodes one whole message from `payload`; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    match bincode::serde::decode_from_slice::<T, _>(payload, CONFIG) {
+        Ok((message, used)) if used == payload.len() => Ok(message),
+        Ok(_) => Err(DecodeError::Undecodable),
+        Err(err) => Err(classify(&err)),
+    }
+}
+
+/// Turns a validation failure raised inside a newtype's `Deserialize` (carried as
+/// `"CODE: reason"`) back into its code; anything else is undecodable.
+fn classify(err: &bincode::error::DecodeError) -> DecodeError {
+    let bincode::error::DecodeError::OtherString(text) = err else {
+        return DecodeError::Undecodable;
+    };
+    let Some((code, _)) = text.split_once(": ") else {
+        return DecodeError::Undecodable;
+    };
+    match code.parse::<ErrorCode>() {
+        Ok(code) => DecodeError::Rejected(code, rejection_reason(code)),
+        Err(_) => DecodeError::Undecodable,
+    }
+}
+
+/// A fixed message per code, so no decoded text (which could hold request bytes) is kept.
+fn rejection_reason(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidName => {
+            "invalid secret name: use 1-255 ASCII letters, digits, '_', '.', '-', starting with a letter"
+        }
+        ErrorCode::InvalidWorkspace => {
+            "invalid workspace id: use 1-255 ASCII letters, digits, '_', '.', '/', '-' with no empty or '..' segment"
+        }
+        ErrorCode::SessionNotFound => "no such session: authenticate again",
+        ErrorCode::CapacityExceeded => "too many labels: a secret has at most 64",
+        ErrorCode::InvalidRequest => "invalid field in request",
+        _ => "rejected field in request",
+    }
+}

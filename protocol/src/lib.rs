@@ -1,0 +1,44 @@
+//! Wire types, validation and bounded framing of the Agent Vault Protocol as avp speaks it.
+//!
+//! Modules, one job each:
+//! - [`types`]: validated newtypes — [`SecretName`], [`WorkspaceId`], [`SessionId`],
+//!   [`Labels`], [`Timestamp`], [`Cursor`] — and the [`Limits`] the agent enforces.
+//! - [`secret`]: [`SecretValue`] and [`Passphrase`], zeroized on drop, redacted in `Debug`.
+//! - [`error`]: [`ErrorCode`] with the exact AVP string forms, and the wire [`ErrorResponse`].
+//! - [`request`]: every [`Request`] a client may send.
+//! - [`response`]: every [`Response`] and the typed result of each operation.
+//! - [`codec`]: the only place that knows the payload is bincode; always byte-limited.
+//! - [`frame`]: 4-byte big-endian length prefix, the 1 MiB cap enforced before allocating,
+//!   and blocking and async read/write helpers that tell *incomplete* from *invalid*.
+//!
+//! The protocol version is one explicit constant, [`PROTOCOL_VERSION`]; the first exchange
+//! on every connection is [`Request::Hello`].
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod request;
+pub mod response;
+pub mod secret;
+pub mod types;
+
+pub use error::{ErrorCode, ErrorResponse};
+pub use frame::{FrameBuf, FrameError, MAX_FRAME_LEN};
+pub use request::Request;
+pub use response::{
+    BackendInfo, BackendStatus, Capabilities, DeleteResult, DiscoverInfo, Hardening,
+    HistoryResult, ListPage, Response, RotateResult, Secret, SecretMeta, SessionInfo,
+    StatusInfo, StoreResult, VaultState, VersionInfo,
+};
+pub use secret::{Passphrase, SecretValue};
+pub use types::{
+    Cursor, Labels, Limits, SecretName, SessionId, Timestamp, ValidationError, WorkspaceId,
+};
+
+/// The version of the wire protocol. Bumped on any change to [`Request`] or [`Response`]
+/// that an older peer could misread; checked by the `Hello` exchange on every connection.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The conformance level avp claims in DISCOVER: every AVP operation and rule is implemented.
+pub const CONFORMANCE: &str = "full";
