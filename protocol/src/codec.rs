@@ -3,16 +3,27 @@
 //! bincode is pinned to 2.0.1 and always used with an explicit byte limit equal to the
 //! maximum frame: its unlimited default would try to allocate whatever a 10-byte frame
 //! claims (a 1 TiB string) and abort the process.
+//!
+//! That limit is not counted in wire bytes: bincode charges every integer at its fixed
+//! width (a `u64` length costs 8 even when its varint is 1 byte). A message whose varint
+//! encoding fits the frame can therefore still exceed the decoder's limit, so the encoder
+//! also measures the fixed-width size and refuses to send what the peer would refuse to
+//! read.
 
 use crate::error::ErrorCode;
 use crate::frame::MAX_FRAME_LEN;
-use bincode::config::{Configuration, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian, NoLimit, Varint};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-type Config = Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_FRAME_LEN>>;
+type Config = Configuration<LittleEndian, Varint, Limit<MAX_FRAME_LEN>>;
 
 const CONFIG: Config = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
+
+/// The same layout with fixed-width integers: its size is what [`CONFIG`]'s limit charges
+/// when decoding (lengths and variant indices at 8 and 4 bytes, integers at their width).
+const CHARGED: Configuration<LittleEndian, Fixint, NoLimit> =
+    bincode::config::standard().with_fixed_int_encoding();
 
 /// Why a payload could not be turned into a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +40,8 @@ pub enum DecodeError {
 /// Why a message could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    /// The encoded message would exceed the maximum frame length.
+    /// The encoded message would exceed the maximum frame length, or the decoder's
+    /// fixed-width accounting of it would.
     #[error("message larger than the maximum frame")]
     TooLarge,
     /// The serializer failed.
@@ -37,8 +49,14 @@ pub enum EncodeError {
     Failed,
 }
 
-/// The exact encoded size of `message`.
+/// The exact encoded size of `message`; [`EncodeError::TooLarge`] if the peer's decoder
+/// would refuse it (see the module documentation).
 pub fn encoded_len<T: Serialize>(message: &T) -> Result<usize, EncodeError> {
+    let mut charged = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut charged, CHARGED).map_err(map_encode)?;
+    if charged.bytes_written > MAX_FRAME_LEN {
+        return Err(EncodeError::TooLarge);
+    }
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(message, &mut size, CONFIG).map_err(map_encode)?;
     Ok(size.bytes_written)

@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn string_forms_are_exact() {
         assert_eq!(ErrorCode::SecretNotFound.as_str(), "SECRET_NOT_FOUND");
-        assert_eq!(ErrorCode::VaultNotInitialized.as_str(), "VAULT_NOT_INITIALIZED");
+        assert_eq!(
+            ErrorCode::VaultNotInitialized.as_str(),
+            "VAULT_NOT_INITIALIZED"
+        );
         assert_eq!(ErrorCode::VersionMismatch.as_str(), "VERSION_MISMATCH");
     }
 }

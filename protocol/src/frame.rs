@@ -36,7 +36,8 @@ pub enum FrameError {
     /// The payload is a message but a field was rejected; the connection may go on.
     #[error("{1} ({0})")]
     Rejected(crate::ErrorCode, &'static str),
-    /// A message to send would exceed [`MAX_FRAME_LEN`].
+    /// A message to send would exceed [`MAX_FRAME_LEN`], on the wire or as the peer's
+    /// decoder counts it (see [`crate::codec`]); nothing was written.
     #[error("message exceeds the 1 MiB frame limit")]
     EncodeTooLarge,
     /// A message could not be encoded.
@@ -166,7 +167,10 @@ pub mod nonblocking {
     use super::*;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    async fn fill(reader: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> Result<bool, FrameError> {
+    async fn fill(
+        reader: &mut (impl AsyncRead + Unpin),
+        buf: &mut [u8],
+    ) -> Result<bool, FrameError> {
         let mut filled = 0;
         while filled < buf.len() {
             match reader.read(&mut buf[filled..]).await {

@@ -14,6 +14,7 @@
 //! The protocol version is one explicit constant, [`PROTOCOL_VERSION`]; the first exchange
 //! on every connection is [`Request::Hello`].
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod codec;
 pub mod error;
@@ -27,9 +28,9 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use frame::{FrameBuf, FrameError, MAX_FRAME_LEN};
 pub use request::Request;
 pub use response::{
-    BackendInfo, BackendStatus, Capabilities, DeleteResult, DiscoverInfo, Hardening,
-    HistoryResult, ListPage, Response, RotateResult, Secret, SecretMeta, SessionInfo,
-    StatusInfo, StoreResult, VaultState, VersionInfo,
+    BackendInfo, BackendStatus, Capabilities, DeleteResult, DiscoverInfo, Hardening, HistoryResult,
+    ListPage, Response, RotateResult, Secret, SecretMeta, SessionInfo, StatusInfo, StoreResult,
+    VaultState, VersionInfo,
 };
 pub use secret::{Passphrase, SecretValue};
 pub use types::{
@@ -42,3 +43,41 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The conformance level avp claims in DISCOVER: every AVP operation and rule is implemented.
 pub const CONFORMANCE: &str = "full";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version is a literal that changes only on purpose: a protocol change that
+    /// forgets to bump it (or bumps it by accident) fails here, not in the field.
+    #[test]
+    fn protocol_version_is_pinned() {
+        assert_eq!(PROTOCOL_VERSION, 1);
+    }
+
+    /// `Hello` is the first variant of both enums and holds one `u32`, so a peer of any
+    /// version can read the greeting and answer `VERSION_MISMATCH` with both numbers.
+    #[test]
+    fn hello_has_a_fixed_layout() {
+        let expected = [0, 0, 0, 2, 0, PROTOCOL_VERSION as u8];
+        let request = frame::encode(&Request::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .unwrap();
+        assert_eq!(*request, expected);
+        let response = frame::encode(&Response::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .unwrap();
+        assert_eq!(*response, expected);
+        // A future version still decodes as a Hello carrying that number.
+        let future = frame::encode(&Request::Hello { version: 70_000 }).unwrap();
+        let (decoded, _) = frame::decode_frame::<Request>(&future).unwrap().unwrap();
+        assert_eq!(decoded, Request::Hello { version: 70_000 });
+    }
+
+    #[test]
+    fn conformance_is_full() {
+        assert_eq!(CONFORMANCE, "full");
+    }
+}

@@ -167,7 +167,9 @@ impl<'de> Deserialize<'de> for Passphrase {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes = SecretValue::deserialize(deserializer)?;
         if std::str::from_utf8(bytes.expose_secret()).is_err() {
-            return Err(de::Error::custom("INVALID_REQUEST: a passphrase must be UTF-8"));
+            return Err(de::Error::custom(
+                "INVALID_REQUEST: a passphrase must be UTF-8",
+            ));
         }
         Ok(Self(bytes))
     }

@@ -69,7 +69,9 @@ impl SecretName {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         {
-            return invalid("a secret name may contain only ASCII letters, digits, '_', '.' and '-'");
+            return invalid(
+                "a secret name may contain only ASCII letters, digits, '_', '.' and '-'",
+            );
         }
         Ok(Self(name))
     }
@@ -512,7 +514,9 @@ mod tests {
             assert_eq!(WorkspaceId::new(ws).unwrap().as_str(), ws);
         }
         assert!(WorkspaceId::new("w".repeat(255)).is_ok());
-        for ws in ["", "/x", "a/", "a//b", "a/../b", "..", "a/..", "a b", "ws\n", "é"] {
+        for ws in [
+            "", "/x", "a/", "a//b", "a/../b", "..", "a/..", "a b", "ws\n", "é",
+        ] {
             let err = WorkspaceId::new(ws).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidWorkspace, "{ws:?}");
         }
@@ -536,11 +540,20 @@ mod tests {
     #[test]
     fn labels_enforce_counts_and_sizes() {
         let many: BTreeMap<_, _> = (0..65).map(|i| (format!("k{i}"), "v".into())).collect();
-        assert_eq!(Labels::new(many).unwrap_err().code, ErrorCode::CapacityExceeded);
+        assert_eq!(
+            Labels::new(many).unwrap_err().code,
+            ErrorCode::CapacityExceeded
+        );
         let long_key = BTreeMap::from([("k".repeat(129), String::new())]);
-        assert_eq!(Labels::new(long_key).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            Labels::new(long_key).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         let long_value = BTreeMap::from([("k".into(), "v".repeat(1025))]);
-        assert_eq!(Labels::new(long_value).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            Labels::new(long_value).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         let ok = BTreeMap::from([("k".repeat(128), "v".repeat(1024))]);
         assert!(Labels::new(ok).is_ok());
     }
