@@ -1,1 +1,37 @@
-//! The avp agent (filled by the agent issue).
+//! `avp-agent`: the per-user daemon that holds the age vault unlocked in locked memory and
+//! serves AVP over a Unix socket to processes of the same user.
+//!
+//! Modules, one job each:
+//! - [`cli`]: the daemon's flags (contract §7) and the paths they resolve to (§3).
+//! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
+//! - [`server`]: accept loop, peer-credential check, connection cap, graceful drain.
+//! - [`connection`]: one connection: read → dispatch → write, racing shutdown and timeouts.
+//! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
+//! - [`state`]: the shared agent state: key store, open backend, sessions, lock timers.
+//! - [`session`]: the bounded session table (TTL, workspace and uid binding).
+//! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
+//! - [`audit`]: one JSON line per access decision, never a value.
+//! - [`harden`]: process hardening and locked memory — the only `unsafe` in the agent.
+//! - [`vault`]: the age vault on disk and its locked in-memory plaintext.
+//! - [`backend`]: the storage trait, its factory, backends and the conformance suite.
+//! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
+//! - [`lifecycle`]: the running agent: server, lock timers, signals, the `-- CMD` child.
+//! - [`fsutil`]: private directories, durable atomic writes, lock files.
+//! - [`error`]: the agent's one error type and its mapping to wire codes.
+
+pub mod audit;
+pub mod backend;
+pub mod cli;
+pub mod cmd;
+pub mod connection;
+pub mod daemon;
+pub mod error;
+pub mod fsutil;
+pub mod harden;
+pub mod lifecycle;
+pub mod server;
+pub mod session;
+pub mod socket;
+pub mod state;
+pub mod timer;
+pub mod vault;

@@ -1,0 +1,260 @@
+//! Storage backends. The agent handles sessions and authorization; a backend carries the AVP
+//! operations keyed by workspace and enforces every rule of contract §5 below the session
+//! layer (versions, labels, expiry, pagination, limits).
+//!
+//! Two traits split the job:
+//! - [`KeyStore`]: where the passphrase-wrapped identity and the encrypted records live
+//!   (a vault directory, a Redis server). It creates, unlocks and re-wraps; unlocking yields
+//!   an open [`Backend`].
+//! - [`Backend`]: an unlocked store serving the AVP operations. Dropping it wipes every
+//!   plaintext it holds; that is how the agent locks.
+//!
+//! Built by one factory, [`open_key_store`]. Modules: [`local`] (the shared implementation
+//! of the backends served from memory, and [`local::MemoryBackend`] for tests), [`vault`]
+//! (the age vault on disk), [`conformance`] (the reusable rule suite every backend runs).
+
+pub mod conformance;
+pub mod local;
+pub mod vault;
+
+pub use local::MemoryBackend;
+
+use avp_protocol::{
+    ErrorCode, HistoryResult, Labels, ListPage, Limits, Passphrase, RotateResult, Secret,
+    SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
+};
+use std::path::PathBuf;
+
+/// Why a backend operation failed. Messages are fixed text: never a value, a passphrase or
+/// bytes from the request.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No such secret or version, or it has expired.
+    #[error("secret not found")]
+    NotFound,
+    /// The value exceeds `Limits::max_secret_value_length`.
+    #[error("value exceeds the 65,536-byte limit")]
+    ValueTooLarge,
+    /// The workspace already holds `Limits::max_secrets_per_workspace` secrets.
+    #[error("workspace holds the maximum number of secrets (10,000): delete some first")]
+    CapacityExceeded,
+    /// The request is unacceptable (a bad page size…).
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// Wrong passphrase, or data that does not authenticate under this vault's keys.
+    #[error("{0}")]
+    AuthenticationFailed(&'static str),
+    /// Stored data is corrupt, truncated or belongs to another vault. It is left untouched.
+    #[error("{0}")]
+    Integrity(&'static str),
+    /// No vault has been created yet.
+    #[error("no vault exists yet: run `avp init`")]
+    NotInitialized,
+    /// `init` on a store that already holds a vault.
+    #[error("a vault already exists here; unlock it with `avp unlock`")]
+    AlreadyInitialized,
+    /// Encryption failed for a reason other than a wrong key.
+    #[error("encryption failed: {0}")]
+    Encryption(&'static str),
+    /// Storage failed (disk full, read-only, I/O error). Nothing was acknowledged.
+    #[error("storage failed ({context}): {source}")]
+    Io {
+        /// What the backend was doing, fixed text.
+        context: &'static str,
+        /// The underlying error (paths only, never contents).
+        source: std::io::Error,
+    },
+    /// The storage service cannot be reached (Redis down).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl BackendError {
+    /// The one mapping from backend failures to wire codes.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound => ErrorCode::SecretNotFound,
+            Self::ValueTooLarge => ErrorCode::ValueTooLarge,
+            Self::CapacityExceeded => ErrorCode::CapacityExceeded,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::AuthenticationFailed(_) => ErrorCode::AuthenticationFailed,
+            Self::Integrity(_) => ErrorCode::IntegrityError,
+            Self::NotInitialized => ErrorCode::VaultNotInitialized,
+            Self::AlreadyInitialized => ErrorCode::InvalidRequest,
+            Self::Encryption(_) => ErrorCode::EncryptionError,
+            Self::Io { .. } => ErrorCode::BackendError,
+            Self::Unavailable(_) => ErrorCode::BackendUnavailable,
+        }
+    }
+
+    /// An I/O failure with fixed context text.
+    pub fn io(context: &'static str, source: std::io::Error) -> Self {
+        Self::Io { context, source }
+    }
+}
+
+/// Counters for STATUS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Workspaces holding at least one live secret.
+    pub workspaces: u64,
+    /// Live (unexpired) secrets across all workspaces.
+    pub secrets: u64,
+}
+
+/// Settings every backend honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// Versions kept per secret (contract default 10, at least 1).
+    pub history: usize,
+    /// The limits to enforce.
+    pub limits: Limits,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            history: 10,
+            limits: Limits::AVP,
+        }
+    }
+}
+
+/// An unlocked store serving the AVP operations for every workspace.
+///
+/// Rules every implementation follows (the [`conformance`] suite checks each):
+/// - `store`: creates (`created`, version 1) or adds version old+1 keeping `created_at`;
+///   `labels: None` keeps, `Some(empty)` clears; `expires_at: None` keeps. Value size and the
+///   per-workspace count are enforced here.
+/// - The last `history` versions are retained; older ones are dropped.
+/// - An expired secret (`expires_at <= now`) is invisible to every operation and counts as
+///   absent (a later store starts again at version 1); it is purged lazily, never by a read
+///   writing to storage.
+/// - `delete` removes every version; `Ok(false)` when absent.
+/// - `list` is sorted by the byte order of the name, filters by every label pair, starts
+///   strictly after `after`, returns at most `limit` and a next cursor only if more remain.
+/// - Writes are durable when they return `Ok`.
+pub trait Backend: Send + Sync {
+    /// `vault`, `memory`, `redis`.
+    fn name(&self) -> &'static str;
+
+    /// STORE.
+    fn store(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        value: SecretValue,
+        labels: Option<Labels>,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<StoreResult, BackendError>;
+
+    /// RETRIEVE the current version, or a retained one.
+    fn retrieve(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        version: Option<u32>,
+        now: Timestamp,
+    ) -> Result<Secret, BackendError>;
+
+    /// DELETE every version.
+    fn delete(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        now: Timestamp,
+    ) -> Result<bool, BackendError>;
+
+    /// LIST one page.
+    fn list(
+        &self,
+        workspace: &WorkspaceId,
+        label_filter: &Labels,
+        after: Option<&SecretName>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ListPage, BackendError>;
+
+    /// ROTATE an existing secret, keeping labels and expiry.
+    fn rotate(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        value: SecretValue,
+        now: Timestamp,
+    ) -> Result<RotateResult, BackendError>;
+
+    /// HISTORY: retained versions, oldest first.
+    fn history(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        now: Timestamp,
+    ) -> Result<HistoryResult, BackendError>;
+
+    /// Counters for STATUS.
+    fn counts(&self, now: Timestamp) -> Counts;
+
+    /// True when reads are served from memory and never block (the agent then serves them
+    /// inline on the connection task instead of on a blocking thread).
+    fn reads_are_local(&self) -> bool {
+        true
+    }
+}
+
+/// Where a vault lives: creates it, unlocks it, re-wraps its identity.
+pub trait KeyStore: Send + Sync {
+    /// `vault`, `memory`, `redis`.
+    fn name(&self) -> &'static str;
+
+    /// A human-readable location (directory, or a URL without credentials).
+    fn location(&self) -> String;
+
+    /// Whether a vault exists here.
+    fn is_initialized(&self) -> Result<bool, BackendError>;
+
+    /// Creates a vault with a fresh identity wrapped by `passphrase` at scrypt
+    /// `work_factor` (log2 N) and returns it unlocked. `AlreadyInitialized` if one exists.
+    fn init(
+        &self,
+        passphrase: &Passphrase,
+        work_factor: u8,
+    ) -> Result<Box<dyn Backend>, BackendError>;
+
+    /// Unwraps the identity (one scrypt, work factor capped at [`MAX_UNLOCK_WORK_FACTOR`]) and
+    /// opens the records. `AuthenticationFailed` for a wrong passphrase; `Integrity` for
+    /// records that do not decrypt — in which case nothing is written.
+    fn unlock(&self, passphrase: &Passphrase) -> Result<Box<dyn Backend>, BackendError>;
+
+    /// Re-wraps the identity under `new`; records are untouched.
+    fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError>;
+}
+
+/// Default scrypt work factor (log2 N) at init: about 0.75 s and 256 MiB.
+pub const DEFAULT_WORK_FACTOR: u8 = 18;
+/// Lowest work factor `init` accepts.
+pub const MIN_WORK_FACTOR: u8 = 10;
+/// The most an unlock will spend: a hostile identity file cannot demand more.
+pub const MAX_UNLOCK_WORK_FACTOR: u8 = 22;
+
+/// Which backend the agent uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// The age vault in a directory.
+    Vault {
+        /// The vault directory.
+        dir: PathBuf,
+    },
+}
+
+/// The one factory: opens the key store a configuration names. For the vault this takes
+/// the directory's exclusive lock, so a second agent on the same vault fails here.
+pub fn open_key_store(
+    config: &BackendConfig,
+    settings: BackendSettings,
+) -> Result<Box<dyn KeyStore>, BackendError> {
+    match config {
+        BackendConfig::Vault { dir } => Ok(Box::new(vault::VaultKeyStore::open(dir, settings)?)),
+    }
+}

@@ -1,0 +1,90 @@
+//! `avp-agent`: wiring only. See the library's modules for what each part does.
+
+use anyhow::{Context, Result};
+use avp_agent::audit::Audit;
+use avp_agent::backend::{BackendConfig, BackendSettings, open_key_store};
+use avp_agent::cli::{Args, BackendKind};
+use avp_agent::socket::AgentSocket;
+use avp_agent::state::{AgentState, Settings};
+use avp_agent::{daemon, harden, lifecycle};
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Every heap block is wiped when freed: see `harden::ZeroizingAllocator`.
+#[global_allocator]
+static ALLOCATOR: harden::ZeroizingAllocator = harden::ZeroizingAllocator;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("avp-agent: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AVP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    harden::harden_process()?;
+    let paths = args.paths()?;
+    if args.daemon {
+        return daemon::launch_background(&args, &paths);
+    }
+    if daemon::is_daemon_child() {
+        daemon::detach_session();
+    }
+    let config = match args.backend {
+        BackendKind::Vault => BackendConfig::Vault {
+            dir: paths.vault.clone(),
+        },
+        BackendKind::Redis => anyhow::bail!("the redis backend is not built into this avp-agent"),
+    };
+    let backend_settings = BackendSettings {
+        history: args.history as usize,
+        ..BackendSettings::default()
+    };
+    let key_store = open_key_store(&config, backend_settings).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let socket = AgentSocket::open(&paths.socket)?;
+    let audit = Audit::open(&paths.audit_log)
+        .with_context(|| format!("cannot open the audit log {}", paths.audit_log.display()))?;
+    let settings = Settings {
+        idle_lock: args.idle_lock,
+        max_unlock: args.max_unlock,
+        max_connections: args.max_connections,
+        connection_idle_timeout: args.connection_idle_timeout,
+        ..Settings::default()
+    };
+    let state = Arc::new(AgentState::new(key_store, Some(audit), settings));
+    tracing::info!(
+        vault = %paths.vault.display(),
+        audit = %paths.audit_log.display(),
+        pid = std::process::id(),
+        "avp-agent {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("avp-agent")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(lifecycle::run(Arc::clone(&state), &socket, args.command));
+    socket.remove();
+    drop(runtime);
+    drop(state);
+    tracing::info!("avp-agent stopped");
+    result
+}
