@@ -163,8 +163,10 @@ mod tests {
         audit.record(&peer, "STORE", Some(&ws), None, Err(ErrorCode::VaultLocked));
         drop(audit);
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["operation"], "RETRIEVE");
         assert_eq!(lines[0]["name"], "API_KEY");

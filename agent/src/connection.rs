@@ -208,7 +208,10 @@ async fn hello(conn: &mut Connection, reader: &mut BufReader<UnixStream>) -> boo
             ErrorCode::ProtocolError,
             "the first request on a connection must be Hello",
         ),
-        Err(_) => error(ErrorCode::ProtocolError, "malformed Hello; closing the connection"),
+        Err(_) => error(
+            ErrorCode::ProtocolError,
+            "malformed Hello; closing the connection",
+        ),
     };
     conn.write(reader.get_mut(), &response).await;
     false

@@ -164,6 +164,9 @@ mod tests {
              AVP_AGENT_PID=42; export AVP_AGENT_PID;\necho Agent pid 42;\n"
         );
         let csh = shell_lines(Path::new("/tmp/a b/agent.sock"), 7, true);
-        assert!(csh.starts_with("setenv AVP_SOCK '/tmp/a b/agent.sock';\n"), "{csh}");
+        assert!(
+            csh.starts_with("setenv AVP_SOCK '/tmp/a b/agent.sock';\n"),
+            "{csh}"
+        );
     }
 }

@@ -38,7 +38,10 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     let meta = fs::symlink_metadata(dir)
         .with_context(|| format!("cannot inspect the {what} {}", dir.display()))?;
     if !meta.file_type().is_dir() {
-        bail!("the {what} {} is not a directory (a symlink or a file is refused)", dir.display());
+        bail!(
+            "the {what} {} is not a directory (a symlink or a file is refused)",
+            dir.display()
+        );
     }
     let uid = nix::unistd::getuid().as_raw();
     if meta.uid() != uid {

@@ -19,11 +19,19 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Runs the agent until a terminating signal (or the end of `command`, if given).
-pub async fn run(state: Arc<AgentState>, socket: &AgentSocket, command: Vec<OsString>) -> Result<ExitCode> {
+pub async fn run(
+    state: Arc<AgentState>,
+    socket: &AgentSocket,
+    command: Vec<OsString>,
+) -> Result<ExitCode> {
     let listener = tokio::net::UnixListener::from_std(socket.listener.try_clone()?)
         .context("cannot register the socket with the runtime")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(server::run(listener, Arc::clone(&state), shutdown_rx.clone()));
+    let server = tokio::spawn(server::run(
+        listener,
+        Arc::clone(&state),
+        shutdown_rx.clone(),
+    ));
     let timers = tokio::spawn(lock_timers(Arc::clone(&state), shutdown_rx.clone()));
     daemon::notify_ready(!state.is_unlocked());
     if daemon::is_daemon_child() {

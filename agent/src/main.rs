@@ -34,6 +34,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -57,7 +58,8 @@ fn run(args: Args) -> Result<ExitCode> {
         history: args.history as usize,
         ..BackendSettings::default()
     };
-    let key_store = open_key_store(&config, backend_settings).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let key_store =
+        open_key_store(&config, backend_settings).map_err(|err| anyhow::anyhow!("{err}"))?;
     let socket = AgentSocket::open(&paths.socket)?;
     let audit = Audit::open(&paths.audit_log)
         .with_context(|| format!("cannot open the audit log {}", paths.audit_log.display()))?;
@@ -66,6 +68,7 @@ fn run(args: Args) -> Result<ExitCode> {
         max_unlock: args.max_unlock,
         max_connections: args.max_connections,
         connection_idle_timeout: args.connection_idle_timeout,
+        frame_timeout: args.frame_timeout,
         ..Settings::default()
     };
     let state = Arc::new(AgentState::new(key_store, Some(audit), settings));

@@ -128,7 +128,13 @@ fn peer_of(stream: &UnixStream) -> Option<Peer> {
 }
 
 /// Answers `response` and closes, for connections that are refused before `Hello`.
-async fn refuse(state: Arc<AgentState>, mut stream: UnixStream, peer: Peer, code: ErrorCode, message: String) {
+async fn refuse(
+    state: Arc<AgentState>,
+    mut stream: UnixStream,
+    peer: Peer,
+    code: ErrorCode,
+    message: String,
+) {
     if let Some(audit) = &state.audit {
         audit.record(&peer, "CONNECT", None, None, Err(code));
     }
@@ -140,7 +146,11 @@ async fn refuse(state: Arc<AgentState>, mut stream: UnixStream, peer: Peer, code
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains the connections.
-pub async fn run(listener: UnixListener, state: Arc<AgentState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    listener: UnixListener,
+    state: Arc<AgentState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let registry = Arc::new(Registry::default());
     let mut tasks = JoinSet::new();
     loop {
@@ -166,13 +176,25 @@ pub async fn run(listener: UnixListener, state: Arc<AgentState>, mut shutdown: w
         if peer.uid != state.uid {
             tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a connection from another user");
             let message = format!("this agent serves uid {} only", state.uid);
-            tasks.spawn(refuse(Arc::clone(&state), stream, peer, ErrorCode::PermissionDenied, message));
+            tasks.spawn(refuse(
+                Arc::clone(&state),
+                stream,
+                peer,
+                ErrorCode::PermissionDenied,
+                message,
+            ));
             continue;
         }
         let Some(registration) = registry.admit(state.settings.max_connections) else {
             tracing::warn!("connection cap reached with no idle connection; refusing");
             let message = "the agent is at its connection limit: try again shortly".to_owned();
-            tasks.spawn(refuse(Arc::clone(&state), stream, peer, ErrorCode::RateLimitExceeded, message));
+            tasks.spawn(refuse(
+                Arc::clone(&state),
+                stream,
+                peer,
+                ErrorCode::RateLimitExceeded,
+                message,
+            ));
             continue;
         };
         let conn = Connection {
@@ -189,7 +211,10 @@ pub async fn run(listener: UnixListener, state: Arc<AgentState>, mut shutdown: w
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(left = tasks.len(), "connections did not finish in time; closing them");
+        tracing::warn!(
+            left = tasks.len(),
+            "connections did not finish in time; closing them"
+        );
         tasks.shutdown().await;
     }
 }

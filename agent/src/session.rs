@@ -175,7 +175,12 @@ impl SessionTable {
     }
 
     /// Ends a session early (TERMINATE). Terminating an ended session reports why it ended.
-    pub fn terminate(&mut self, id: &SessionId, uid: u32, now: BootInstant) -> Result<(), SessionError> {
+    pub fn terminate(
+        &mut self,
+        id: &SessionId,
+        uid: u32,
+        now: BootInstant,
+    ) -> Result<(), SessionError> {
         self.check(id, uid, now)?;
         if let Some(entry) = self.entries.get_mut(id) {
             entry.terminated = true;
@@ -234,41 +239,81 @@ mod tests {
     #[test]
     fn a_session_expires_then_is_forgotten() {
         let mut t = table();
-        let info = t.open(ws("w"), 1000, Some(10), at(100), Timestamp::from_unix(0)).unwrap();
-        assert_eq!(t.check(&info.session, 1000, at(109)).unwrap().workspace, ws("w"));
-        assert_eq!(t.check(&info.session, 1000, at(110)), Err(SessionError::Expired));
-        assert_eq!(t.check(&info.session, 1000, at(110 + 3_600)), Err(SessionError::NotFound));
+        let info = t
+            .open(ws("w"), 1000, Some(10), at(100), Timestamp::from_unix(0))
+            .unwrap();
+        assert_eq!(
+            t.check(&info.session, 1000, at(109)).unwrap().workspace,
+            ws("w")
+        );
+        assert_eq!(
+            t.check(&info.session, 1000, at(110)),
+            Err(SessionError::Expired)
+        );
+        assert_eq!(
+            t.check(&info.session, 1000, at(110 + 3_600)),
+            Err(SessionError::NotFound)
+        );
     }
 
     #[test]
     fn a_session_is_bound_to_its_uid() {
         let mut t = table();
-        let info = t.open(ws("w"), 1000, None, at(0), Timestamp::from_unix(0)).unwrap();
-        assert_eq!(t.check(&info.session, 1001, at(1)), Err(SessionError::NotFound));
+        let info = t
+            .open(ws("w"), 1000, None, at(0), Timestamp::from_unix(0))
+            .unwrap();
+        assert_eq!(
+            t.check(&info.session, 1001, at(1)),
+            Err(SessionError::NotFound)
+        );
     }
 
     #[test]
     fn terminated_sessions_say_so_while_they_would_have_lived() {
         let mut t = table();
-        let info = t.open(ws("w"), 1, Some(100), at(0), Timestamp::from_unix(0)).unwrap();
+        let info = t
+            .open(ws("w"), 1, Some(100), at(0), Timestamp::from_unix(0))
+            .unwrap();
         t.terminate(&info.session, 1, at(1)).unwrap();
-        assert_eq!(t.check(&info.session, 1, at(50)), Err(SessionError::Terminated));
-        assert_eq!(t.terminate(&info.session, 1, at(50)), Err(SessionError::Terminated));
-        assert_eq!(t.check(&info.session, 1, at(100)), Err(SessionError::NotFound));
-        let other = t.open(ws("w"), 1, None, at(0), Timestamp::from_unix(0)).unwrap();
+        assert_eq!(
+            t.check(&info.session, 1, at(50)),
+            Err(SessionError::Terminated)
+        );
+        assert_eq!(
+            t.terminate(&info.session, 1, at(50)),
+            Err(SessionError::Terminated)
+        );
+        assert_eq!(
+            t.check(&info.session, 1, at(100)),
+            Err(SessionError::NotFound)
+        );
+        let other = t
+            .open(ws("w"), 1, None, at(0), Timestamp::from_unix(0))
+            .unwrap();
         t.terminate_all();
-        assert_eq!(t.check(&other.session, 1, at(1)), Err(SessionError::Terminated));
+        assert_eq!(
+            t.check(&other.session, 1, at(1)),
+            Err(SessionError::Terminated)
+        );
     }
 
     #[test]
     fn the_table_stays_bounded_and_evicts_the_soonest_to_expire() {
         let mut t = SessionTable::new(3, Limits::AVP);
-        let short = t.open(ws("w"), 1, Some(5), at(0), Timestamp::from_unix(0)).unwrap();
+        let short = t
+            .open(ws("w"), 1, Some(5), at(0), Timestamp::from_unix(0))
+            .unwrap();
         let long: Vec<_> = (0..5)
-            .map(|_| t.open(ws("w"), 1, Some(500), at(0), Timestamp::from_unix(0)).unwrap())
+            .map(|_| {
+                t.open(ws("w"), 1, Some(500), at(0), Timestamp::from_unix(0))
+                    .unwrap()
+            })
             .collect();
         assert_eq!(t.len(), 3);
-        assert_eq!(t.check(&short.session, 1, at(1)), Err(SessionError::NotFound));
+        assert_eq!(
+            t.check(&short.session, 1, at(1)),
+            Err(SessionError::NotFound)
+        );
         assert!(t.check(&long[4].session, 1, at(1)).is_ok());
         assert_eq!(t.live(at(1)), 3);
     }

@@ -138,7 +138,10 @@ fn remove_stale(path: &Path) -> Result<()> {
         Err(err) => return Err(err).context("cannot inspect the socket path"),
     };
     if !meta.file_type().is_socket() {
-        bail!("{} exists and is not a socket: remove it or pass --socket", path.display());
+        bail!(
+            "{} exists and is not a socket: remove it or pass --socket",
+            path.display()
+        );
     }
     match UnixStream::connect(path) {
         Ok(_) => bail!(

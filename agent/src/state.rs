@@ -127,7 +127,9 @@ impl std::fmt::Debug for AgentState {
 /// Locks a std mutex, recovering from poisoning: every critical section here leaves the
 /// data consistent, so a panic elsewhere must not take the agent down.
 pub fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AgentState {

@@ -16,8 +16,8 @@ mod memory {
 /// The age vault on a real directory (real files, real fsync), at a low scrypt work factor.
 fn vault(settings: BackendSettings) -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (disk, store) = DiskVault::create(dir.path(), &Passphrase::new("pw"), 10, settings)
-        .expect("create vault");
+    let (disk, store) =
+        DiskVault::create(dir.path(), &Passphrase::new("pw"), 10, settings).expect("create vault");
     Subject::with_guard(Box::new(LocalBackend::new("vault", store, disk)), dir)
 }
 
@@ -44,13 +44,21 @@ fn the_vault_reloads_to_the_same_state() {
             let value = avp_protocol::SecretValue::from_slice(&i.to_be_bytes());
             backend.store(&ws, &name, value, None, None, now).unwrap();
         }
-        backend.delete(&ws, &SecretName::new("k3").unwrap(), now).unwrap();
+        backend
+            .delete(&ws, &SecretName::new("k3").unwrap(), now)
+            .unwrap();
     }
     let (_, store) = DiskVault::open(dir.path(), &pass, settings).unwrap();
     let page = store.list(&ws, &Labels::empty(), None, 100, now);
-    let names: Vec<_> = page.secrets.iter().map(|m| m.name.as_str().to_owned()).collect();
+    let names: Vec<_> = page
+        .secrets
+        .iter()
+        .map(|m| m.name.as_str().to_owned())
+        .collect();
     assert_eq!(names, ["k0", "k1", "k2", "k4", "k5", "k6"]);
-    let k6 = store.retrieve(&ws, &SecretName::new("k6").unwrap(), None, now).unwrap();
+    let k6 = store
+        .retrieve(&ws, &SecretName::new("k6").unwrap(), None, now)
+        .unwrap();
     assert_eq!(k6.value.expose_secret(), &27u32.to_be_bytes());
     assert_eq!(k6.version, 4);
 }

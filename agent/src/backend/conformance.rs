@@ -27,7 +27,9 @@ pub struct Subject {
 
 impl std::fmt::Debug for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subject").field("backend", &self.backend.name()).finish()
+        f.debug_struct("Subject")
+            .field("backend", &self.backend.name())
+            .finish()
     }
 }
 
@@ -193,9 +195,15 @@ pub fn store_updates_and_keeps_created_at(make: Make<'_>) {
     assert_eq!(r.version, 2);
     assert_eq!(r.created_at, at(0), "created_at is kept across versions");
     assert_eq!(r.updated_at, at(5));
-    let secret = s.backend.retrieve(&ws("w"), &name("k"), None, at(6)).expect("retrieve");
+    let secret = s
+        .backend
+        .retrieve(&ws("w"), &name("k"), None, at(6))
+        .expect("retrieve");
     assert_eq!(secret.value.expose_secret(), b"v2");
-    assert_eq!((secret.version, secret.created_at, secret.updated_at), (2, at(0), at(5)));
+    assert_eq!(
+        (secret.version, secret.created_at, secret.updated_at),
+        (2, at(0), at(5))
+    );
 }
 
 /// Labels: omitted → kept; an explicit empty map → cleared; given → replaced.
@@ -203,18 +211,49 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
     let env = labels(&[("env", "prod"), ("team", "a")]);
-    b.store(&ws("w"), &name("k"), value(b"1"), Some(env.clone()), None, at(0))
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"1"),
+        Some(env.clone()),
+        None,
+        at(0),
+    )
+    .expect("store");
+    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1))
         .expect("store");
-    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1)).expect("store");
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(2)).expect("retrieve");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(2))
+        .expect("retrieve");
     assert_eq!(got.labels, env, "omitted labels are kept");
     let other = labels(&[("env", "dev")]);
-    b.store(&ws("w"), &name("k"), value(b"3"), Some(other.clone()), None, at(3))
-        .expect("store");
-    assert_eq!(b.retrieve(&ws("w"), &name("k"), None, at(4)).expect("r").labels, other);
-    b.store(&ws("w"), &name("k"), value(b"4"), Some(Labels::empty()), None, at(5))
-        .expect("store");
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(6)).expect("retrieve");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"3"),
+        Some(other.clone()),
+        None,
+        at(3),
+    )
+    .expect("store");
+    assert_eq!(
+        b.retrieve(&ws("w"), &name("k"), None, at(4))
+            .expect("r")
+            .labels,
+        other
+    );
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"4"),
+        Some(Labels::empty()),
+        None,
+        at(5),
+    )
+    .expect("store");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(6))
+        .expect("retrieve");
     assert!(got.labels.is_empty(), "an empty map clears the labels");
 }
 
@@ -222,14 +261,33 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
 pub fn expiry_is_kept_when_omitted(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
-    b.store(&ws("w"), &name("k"), value(b"1"), None, Some(at(100)), at(0))
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"1"),
+        None,
+        Some(at(100)),
+        at(0),
+    )
+    .expect("store");
+    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1))
         .expect("store");
-    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1)).expect("store");
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(2)).expect("retrieve");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(2))
+        .expect("retrieve");
     assert_eq!(got.expires_at, Some(at(100)), "omitted expiry is kept");
-    b.store(&ws("w"), &name("k"), value(b"3"), None, Some(at(200)), at(3))
-        .expect("store");
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(4)).expect("retrieve");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"3"),
+        None,
+        Some(at(200)),
+        at(3),
+    )
+    .expect("store");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(4))
+        .expect("retrieve");
     assert_eq!(got.expires_at, Some(at(200)));
 }
 
@@ -240,7 +298,10 @@ pub fn store_rejects_an_expiry_in_the_past(make: Make<'_>) {
         .backend
         .store(&ws("w"), &name("k"), value(b"1"), None, Some(at(0)), at(10));
     assert_eq!(code(r), ErrorCode::InvalidRequest);
-    assert_eq!(get(&*s.backend, "w", "k", at(10)), Err(ErrorCode::SecretNotFound));
+    assert_eq!(
+        get(&*s.backend, "w", "k", at(10)),
+        Err(ErrorCode::SecretNotFound)
+    );
 }
 
 /// Any byte string round-trips exactly: empty, non-UTF-8, NUL, the maximum size.
@@ -268,9 +329,14 @@ pub fn values_round_trip_byte_exact(make: Make<'_>) {
 pub fn values_over_the_limit_are_refused(make: Make<'_>) {
     let s = fresh(make);
     let too_big = vec![0u8; Limits::AVP.max_secret_value_length as usize + 1];
-    let r = s.backend.store(&ws("w"), &name("k"), value(&too_big), None, None, at(0));
+    let r = s
+        .backend
+        .store(&ws("w"), &name("k"), value(&too_big), None, None, at(0));
     assert_eq!(code(r), ErrorCode::ValueTooLarge);
-    assert_eq!(get(&*s.backend, "w", "k", at(1)), Err(ErrorCode::SecretNotFound));
+    assert_eq!(
+        get(&*s.backend, "w", "k", at(1)),
+        Err(ErrorCode::SecretNotFound)
+    );
 }
 
 /// The last 10 versions are kept; older ones are gone; HISTORY lists the kept ones.
@@ -281,7 +347,9 @@ pub fn ten_versions_are_retained_and_retrievable(make: Make<'_>) {
         put(b, "w", "k", format!("v{i}").as_bytes(), at(i64::from(i)));
     }
     for i in 3..=12u32 {
-        let old = b.retrieve(&ws("w"), &name("k"), Some(i), at(20)).expect("retained version");
+        let old = b
+            .retrieve(&ws("w"), &name("k"), Some(i), at(20))
+            .expect("retained version");
         assert_eq!(old.value.expose_secret(), format!("v{i}").as_bytes());
         assert_eq!(old.version, i);
     }
@@ -304,7 +372,10 @@ pub fn the_history_setting_is_honoured(make: Make<'_>) {
     for i in 1..=5 {
         put(&*s.backend, "w", "k", b"v", at(i));
     }
-    let history = s.backend.history(&ws("w"), &name("k"), at(10)).expect("history");
+    let history = s
+        .backend
+        .history(&ws("w"), &name("k"), at(10))
+        .expect("history");
     let numbers: Vec<u32> = history.versions.iter().map(|v| v.version).collect();
     assert_eq!(numbers, vec![3, 4, 5]);
 }
@@ -312,9 +383,14 @@ pub fn the_history_setting_is_honoured(make: Make<'_>) {
 /// ROTATE of a secret that does not exist is `SECRET_NOT_FOUND`.
 pub fn rotate_of_a_missing_secret_is_not_found(make: Make<'_>) {
     let s = fresh(make);
-    let r = s.backend.rotate(&ws("w"), &name("nope"), value(b"x"), at(0));
+    let r = s
+        .backend
+        .rotate(&ws("w"), &name("nope"), value(b"x"), at(0));
     assert_eq!(code(r), ErrorCode::SecretNotFound);
-    assert_eq!(get(&*s.backend, "w", "nope", at(1)), Err(ErrorCode::SecretNotFound));
+    assert_eq!(
+        get(&*s.backend, "w", "nope", at(1)),
+        Err(ErrorCode::SecretNotFound)
+    );
 }
 
 /// ROTATE writes a new version, keeps labels and expiry, reports both version numbers.
@@ -322,15 +398,31 @@ pub fn rotate_keeps_labels_and_expiry(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
     let l = labels(&[("env", "prod")]);
-    b.store(&ws("w"), &name("k"), value(b"old"), Some(l.clone()), Some(at(1000)), at(0))
-        .expect("store");
-    let r = b.rotate(&ws("w"), &name("k"), value(b"new"), at(5)).expect("rotate");
-    assert_eq!((r.previous_version, r.new_version, r.updated_at), (1, 2, at(5)));
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(6)).expect("retrieve");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"old"),
+        Some(l.clone()),
+        Some(at(1000)),
+        at(0),
+    )
+    .expect("store");
+    let r = b
+        .rotate(&ws("w"), &name("k"), value(b"new"), at(5))
+        .expect("rotate");
+    assert_eq!(
+        (r.previous_version, r.new_version, r.updated_at),
+        (1, 2, at(5))
+    );
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(6))
+        .expect("retrieve");
     assert_eq!(got.value.expose_secret(), b"new");
     assert_eq!(got.labels, l, "labels kept");
     assert_eq!(got.expires_at, Some(at(1000)), "expiry kept");
-    let old = b.retrieve(&ws("w"), &name("k"), Some(1), at(6)).expect("old version");
+    let old = b
+        .retrieve(&ws("w"), &name("k"), Some(1), at(6))
+        .expect("old version");
     assert_eq!(old.value.expose_secret(), b"old");
 }
 
@@ -339,9 +431,14 @@ pub fn rotate_enforces_the_value_limit(make: Make<'_>) {
     let s = fresh(make);
     put(&*s.backend, "w", "k", b"v1", at(0));
     let too_big = vec![1u8; Limits::AVP.max_secret_value_length as usize + 1];
-    let r = s.backend.rotate(&ws("w"), &name("k"), value(&too_big), at(1));
+    let r = s
+        .backend
+        .rotate(&ws("w"), &name("k"), value(&too_big), at(1));
     assert_eq!(code(r), ErrorCode::ValueTooLarge);
-    let got = s.backend.retrieve(&ws("w"), &name("k"), None, at(2)).expect("retrieve");
+    let got = s
+        .backend
+        .retrieve(&ws("w"), &name("k"), None, at(2))
+        .expect("retrieve");
     assert_eq!((got.version, got.value.expose_secret()), (1, &b"v1"[..]));
 }
 
@@ -352,14 +449,20 @@ pub fn delete_removes_every_version_and_restarts_numbering(make: Make<'_>) {
     put(b, "w", "k", b"v1", at(0));
     put(b, "w", "k", b"v2", at(1));
     assert!(b.delete(&ws("w"), &name("k"), at(2)).expect("delete"));
-    assert!(!b.delete(&ws("w"), &name("k"), at(3)).expect("second delete is not an error"));
+    assert!(
+        !b.delete(&ws("w"), &name("k"), at(3))
+            .expect("second delete is not an error")
+    );
     assert_eq!(get(b, "w", "k", at(3)), Err(ErrorCode::SecretNotFound));
     assert_eq!(
         code(b.retrieve(&ws("w"), &name("k"), Some(1), at(3))),
         ErrorCode::SecretNotFound,
         "old versions go with the secret"
     );
-    assert_eq!(code(b.history(&ws("w"), &name("k"), at(3))), ErrorCode::SecretNotFound);
+    assert_eq!(
+        code(b.history(&ws("w"), &name("k"), at(3))),
+        ErrorCode::SecretNotFound
+    );
     let r = put(b, "w", "k", b"again", at(4));
     assert!(r.created);
     assert_eq!(r.version, 1, "a later store starts again at version 1");
@@ -374,7 +477,9 @@ pub fn list_is_sorted_by_byte_order_and_holds_metadata(make: Make<'_>) {
         put(b, "w", n, b"v", at(0));
     }
     put(b, "w", "a", b"v2", at(7));
-    let page = b.list(&ws("w"), &Labels::empty(), None, 100, at(10)).expect("list");
+    let page = b
+        .list(&ws("w"), &Labels::empty(), None, 100, at(10))
+        .expect("list");
     let got: Vec<&str> = page.secrets.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(got, ["B", "Z_1", "a", "a-b", "a.b", "b"], "byte order");
     let a = &page.secrets[2];
@@ -396,9 +501,15 @@ pub fn list_filter_requires_every_pair(make: Make<'_>) {
     store("none", Labels::empty());
     let filter = labels(&[("env", "prod"), ("team", "a")]);
     assert_eq!(names(b, "w", &filter, at(1)), ["both"]);
-    assert_eq!(names(b, "w", &labels(&[("env", "prod")]), at(1)), ["both", "env_only"]);
+    assert_eq!(
+        names(b, "w", &labels(&[("env", "prod")]), at(1)),
+        ["both", "env_only"]
+    );
     assert_eq!(names(b, "w", &Labels::empty(), at(1)).len(), 4);
-    assert!(names(b, "w", &labels(&[("env", "PROD")]), at(1)).is_empty(), "exact match");
+    assert!(
+        names(b, "w", &labels(&[("env", "PROD")]), at(1)).is_empty(),
+        "exact match"
+    );
 }
 
 /// Keyset pagination: pages of `limit`, and a cursor that stays valid when secrets are
@@ -409,7 +520,9 @@ pub fn list_pagination_is_keyset_and_stable(make: Make<'_>) {
     for n in ["k1", "k3", "k5", "k7", "k9"] {
         put(b, "w", n, b"v", at(0));
     }
-    let first = b.list(&ws("w"), &Labels::empty(), None, 2, at(1)).expect("page 1");
+    let first = b
+        .list(&ws("w"), &Labels::empty(), None, 2, at(1))
+        .expect("page 1");
     let got: Vec<&str> = first.secrets.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(got, ["k1", "k3"]);
     let cursor = first.next_cursor.expect("more pages");
@@ -417,12 +530,22 @@ pub fn list_pagination_is_keyset_and_stable(make: Make<'_>) {
     put(b, "w", "k0", b"v", at(2));
     put(b, "w", "k4", b"v", at(2));
     assert!(b.delete(&ws("w"), &name("k3"), at(2)).expect("delete"));
-    let after = cursor.position().expect("a cursor we issued is well-formed");
-    let second = b.list(&ws("w"), &Labels::empty(), Some(&after), 2, at(3)).expect("page 2");
+    let after = cursor
+        .position()
+        .expect("a cursor we issued is well-formed");
+    let second = b
+        .list(&ws("w"), &Labels::empty(), Some(&after), 2, at(3))
+        .expect("page 2");
     let got: Vec<&str> = second.secrets.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(got, ["k4", "k5"], "continues right after the cursor");
-    let after = second.next_cursor.expect("more").position().expect("cursor");
-    let third = b.list(&ws("w"), &Labels::empty(), Some(&after), 2, at(3)).expect("page 3");
+    let after = second
+        .next_cursor
+        .expect("more")
+        .position()
+        .expect("cursor");
+    let third = b
+        .list(&ws("w"), &Labels::empty(), Some(&after), 2, at(3))
+        .expect("page 3");
     let got: Vec<&str> = third.secrets.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(got, ["k7", "k9"]);
     assert!(third.next_cursor.is_none(), "no cursor on the last page");
@@ -436,17 +559,38 @@ pub fn expired_secrets_are_invisible(make: Make<'_>) {
     b.store(&ws("w"), &name("k"), value(b"v"), None, Some(at(10)), at(0))
         .expect("store");
     put(b, "w", "stays", b"v", at(0));
-    assert_eq!(get(b, "w", "k", at(9)), Ok(b"v".to_vec()), "visible until it expires");
+    assert_eq!(
+        get(b, "w", "k", at(9)),
+        Ok(b"v".to_vec()),
+        "visible until it expires"
+    );
     assert_eq!(get(b, "w", "k", at(10)), Err(ErrorCode::SecretNotFound));
     assert_eq!(names(b, "w", &Labels::empty(), at(10)), ["stays"]);
-    assert_eq!(code(b.rotate(&ws("w"), &name("k"), value(b"x"), at(11))), ErrorCode::SecretNotFound);
-    assert_eq!(code(b.history(&ws("w"), &name("k"), at(11))), ErrorCode::SecretNotFound);
-    assert!(!b.delete(&ws("w"), &name("k"), at(11)).expect("delete"), "nothing live to delete");
+    assert_eq!(
+        code(b.rotate(&ws("w"), &name("k"), value(b"x"), at(11))),
+        ErrorCode::SecretNotFound
+    );
+    assert_eq!(
+        code(b.history(&ws("w"), &name("k"), at(11))),
+        ErrorCode::SecretNotFound
+    );
+    assert!(
+        !b.delete(&ws("w"), &name("k"), at(11)).expect("delete"),
+        "nothing live to delete"
+    );
     let r = put(b, "w", "k", b"new", at(12));
-    assert!(r.created && r.version == 1, "an expired secret counts as absent");
+    assert!(
+        r.created && r.version == 1,
+        "an expired secret counts as absent"
+    );
     assert_eq!(get(b, "w", "k", at(13)), Ok(b"new".to_vec()));
-    let got = b.retrieve(&ws("w"), &name("k"), None, at(13)).expect("retrieve");
-    assert_eq!(got.expires_at, None, "the old expiry went with the old secret");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(13))
+        .expect("retrieve");
+    assert_eq!(
+        got.expires_at, None,
+        "the old expiry went with the old secret"
+    );
 }
 
 /// The same name in two workspaces is two secrets; `team` and `team/job` are unrelated.
@@ -458,10 +602,17 @@ pub fn workspaces_are_isolated(make: Make<'_>) {
     put(b, "team/job", "only_job", b"x", at(0));
     assert_eq!(get(b, "team", "k", at(1)), Ok(b"team".to_vec()));
     assert_eq!(get(b, "team/job", "k", at(1)), Ok(b"job".to_vec()));
-    assert_eq!(get(b, "team", "only_job", at(1)), Err(ErrorCode::SecretNotFound));
+    assert_eq!(
+        get(b, "team", "only_job", at(1)),
+        Err(ErrorCode::SecretNotFound)
+    );
     assert_eq!(names(b, "team", &Labels::empty(), at(1)), ["k"]);
     assert!(b.delete(&ws("team"), &name("k"), at(2)).expect("delete"));
-    assert_eq!(get(b, "team/job", "k", at(3)), Ok(b"job".to_vec()), "delete stays in its workspace");
+    assert_eq!(
+        get(b, "team/job", "k", at(3)),
+        Ok(b"job".to_vec()),
+        "delete stays in its workspace"
+    );
 }
 
 /// The per-workspace secret count is enforced (`CAPACITY_EXCEEDED`); updates, other
@@ -503,5 +654,9 @@ pub fn counts_report_live_secrets(make: Make<'_>) {
     let before = b.counts(at(1));
     assert_eq!((before.workspaces, before.secrets), (2, 3));
     let after = b.counts(at(5));
-    assert_eq!((after.workspaces, after.secrets), (1, 2), "expired secrets do not count");
+    assert_eq!(
+        (after.workspaces, after.secrets),
+        (1, 2),
+        "expired secrets do not count"
+    );
 }

@@ -54,11 +54,15 @@ impl<P: Persist> LocalBackend<P> {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, SecretStore> {
-        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write_lock(&self) -> RwLockWriteGuard<'_, SecretStore> {
-        self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Plans against the current state, persists the change, then applies it.
@@ -113,7 +117,8 @@ impl<P: Persist> Backend for LocalBackend<P> {
         now: Timestamp,
     ) -> Result<StoreResult, BackendError> {
         self.write(now, |store| {
-            let (change, result) = store.plan_store(workspace, name, value, labels, expires_at, now)?;
+            let (change, result) =
+                store.plan_store(workspace, name, value, labels, expires_at, now)?;
             Ok((Some(change), result))
         })
     }

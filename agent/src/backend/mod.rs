@@ -20,7 +20,7 @@ pub mod vault;
 pub use local::MemoryBackend;
 
 use avp_protocol::{
-    ErrorCode, HistoryResult, Labels, ListPage, Limits, Passphrase, RotateResult, Secret,
+    ErrorCode, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult, Secret,
     SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
 };
 use std::path::PathBuf;

@@ -85,7 +85,11 @@ impl KeyStore for VaultKeyStore {
         disk::is_initialized(&self.dir).map_err(|err| BackendError::io("reading the vault", err))
     }
 
-    fn init(&self, passphrase: &Passphrase, work_factor: u8) -> Result<Box<dyn Backend>, BackendError> {
+    fn init(
+        &self,
+        passphrase: &Passphrase,
+        work_factor: u8,
+    ) -> Result<Box<dyn Backend>, BackendError> {
         let (vault, store) = DiskVault::create(&self.dir, passphrase, work_factor, self.settings)?;
         tracing::info!(vault = %self.dir.display(), work_factor, "vault created");
         Ok(serve(vault, store))

@@ -26,7 +26,13 @@ pub fn run(
     state.backend()?;
     let info = state
         .sessions()
-        .open(workspace, peer.uid, ttl_seconds, BootInstant::now(), Timestamp::now())
+        .open(
+            workspace,
+            peer.uid,
+            ttl_seconds,
+            BootInstant::now(),
+            Timestamp::now(),
+        )
         .map_err(|_| {
             Failure::new(
                 ErrorCode::BackendError,

@@ -1,7 +1,7 @@
 //! INIT: create the vault and leave it unlocked.
 
 use super::blocking;
-use crate::backend::{MAX_UNLOCK_WORK_FACTOR, MIN_WORK_FACTOR, DEFAULT_WORK_FACTOR};
+use crate::backend::{DEFAULT_WORK_FACTOR, MAX_UNLOCK_WORK_FACTOR, MIN_WORK_FACTOR};
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use avp_protocol::{ErrorCode, Passphrase, Response};

@@ -88,6 +88,7 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Answers one request (after `Hello`) and audits the decision.
 pub async fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
     let operation = request.operation();
+    tracing::trace!(operation, pid = ?peer.pid, "request");
     let mut scope = Scope::default();
     let outcome = run(state, peer, request, &mut scope).await;
     if let Some(audit) = &state.audit {

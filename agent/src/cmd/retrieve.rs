@@ -5,7 +5,10 @@ use crate::error::Outcome;
 use avp_protocol::{Response, SecretName, Timestamp};
 
 pub fn run(ctx: &SecretCtx, name: &SecretName, version: Option<u32>) -> Outcome {
-    let read = || ctx.backend.retrieve(&ctx.workspace, name, version, Timestamp::now());
+    let read = || {
+        ctx.backend
+            .retrieve(&ctx.workspace, name, version, Timestamp::now())
+    };
     let secret = if ctx.backend.reads_are_local() {
         read()
     } else {

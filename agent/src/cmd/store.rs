@@ -12,8 +12,14 @@ pub fn run(
     expires_at: Option<Timestamp>,
 ) -> Outcome {
     let result = blocking(|| {
-        ctx.backend
-            .store(&ctx.workspace, name, value, labels, expires_at, Timestamp::now())
+        ctx.backend.store(
+            &ctx.workspace,
+            name,
+            value,
+            labels,
+            expires_at,
+            Timestamp::now(),
+        )
     })?;
     Ok(Response::Stored(result))
 }

@@ -16,7 +16,9 @@ pub async fn wait_for_turn(state: &AgentState) {
     loop {
         let not_before = guard(&state.throttle).not_before();
         match not_before {
-            Some(when) if when > tokio::time::Instant::now() => tokio::time::sleep_until(when).await,
+            Some(when) if when > tokio::time::Instant::now() => {
+                tokio::time::sleep_until(when).await
+            }
             _ => return,
         }
     }

@@ -65,7 +65,12 @@ pub fn identity_work_factor(file: &[u8]) -> Option<u8> {
         .split(|&b| b == b'\n')
         .take_while(|line| !line.starts_with(b"---"))
         .find(|line| line.starts_with(b"-> scrypt "))?;
-    std::str::from_utf8(stanza).ok()?.split_whitespace().nth(3)?.parse().ok()
+    std::str::from_utf8(stanza)
+        .ok()?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
 }
 
 /// Encrypts `plain` to `recipient` as one age file.
@@ -123,8 +128,13 @@ mod tests {
         let file = wrap_identity(&identity, &Passphrase::new("right"), 10).unwrap();
         assert_eq!(identity_work_factor(&file), Some(10));
         let back = unwrap_identity(&file, &Passphrase::new("right")).unwrap();
-        assert_eq!(back.to_public().to_string(), identity.to_public().to_string());
-        let wrong = unwrap_identity(&file, &Passphrase::new("wrong")).err().unwrap();
+        assert_eq!(
+            back.to_public().to_string(),
+            identity.to_public().to_string()
+        );
+        let wrong = unwrap_identity(&file, &Passphrase::new("wrong"))
+            .err()
+            .unwrap();
         assert!(matches!(wrong, BackendError::AuthenticationFailed(_)));
     }
 
@@ -137,7 +147,9 @@ mod tests {
         hostile[at + 1..at + 3].copy_from_slice(b"30");
         assert_eq!(identity_work_factor(&hostile), Some(30));
         let started = std::time::Instant::now();
-        let err = unwrap_identity(&hostile, &Passphrase::new("p")).err().unwrap();
+        let err = unwrap_identity(&hostile, &Passphrase::new("p"))
+            .err()
+            .unwrap();
         assert!(matches!(err, BackendError::Integrity(_)), "{err:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
@@ -147,8 +159,14 @@ mod tests {
         let identity = age::x25519::Identity::generate();
         let file = encrypt(&identity.to_public(), b"\x00MARKER\xff").unwrap();
         assert!(!file.windows(6).any(|w| w == b"MARKER"));
-        assert_eq!(decrypt(&file, &identity).unwrap().as_slice(), b"\x00MARKER\xff");
+        assert_eq!(
+            decrypt(&file, &identity).unwrap().as_slice(),
+            b"\x00MARKER\xff"
+        );
         let other = age::x25519::Identity::generate();
-        assert!(matches!(decrypt(&file, &other), Err(DecryptError::NoMatchingKeys)));
+        assert!(matches!(
+            decrypt(&file, &other),
+            Err(DecryptError::NoMatchingKeys)
+        ));
     }
 }

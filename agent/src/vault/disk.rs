@@ -26,7 +26,9 @@
 use super::crypto::{self, MAX_IDENTITY_FILE};
 use super::journal::{self, Journal, ScanError};
 use super::locked::LockedBuf;
-use super::record::{self, JournalEntry, MAX_RECORD_LEN, Op, SNAPSHOT_MAGIC, SnapshotHeader, VaultId};
+use super::record::{
+    self, JournalEntry, MAX_RECORD_LEN, Op, SNAPSHOT_MAGIC, SnapshotHeader, VaultId,
+};
 use super::store::{Change, SecretStore};
 use crate::backend::{BackendError, BackendSettings};
 use crate::fsutil;
@@ -247,7 +249,9 @@ impl DiskVault {
         };
         write_record(&mut out, &header).map_err(io_err("writing snapshot.age.tmp"))?;
         store
-            .for_each_version(now, |meta, value| write_record(&mut out, &Op::put(meta, value)))
+            .for_each_version(now, |meta, value| {
+                write_record(&mut out, &Op::put(meta, value))
+            })
             .map_err(io_err("writing snapshot.age.tmp"))?;
         let buffered = out.finish().map_err(io_err("writing snapshot.age.tmp"))?;
         let file = buffered
@@ -280,12 +284,14 @@ fn count_live_versions(store: &SecretStore, now: Timestamp) -> u64 {
 }
 
 fn read_identity_file(dir: &Path) -> Result<Vec<u8>, BackendError> {
-    fsutil::read_bounded(&dir.join(IDENTITY_FILE), MAX_IDENTITY_FILE).map_err(|err| match err.kind() {
-        io::ErrorKind::NotFound => BackendError::NotInitialized,
-        io::ErrorKind::InvalidData => {
-            BackendError::Integrity("identity.age is too large to be an avp identity")
+    fsutil::read_bounded(&dir.join(IDENTITY_FILE), MAX_IDENTITY_FILE).map_err(|err| {
+        match err.kind() {
+            io::ErrorKind::NotFound => BackendError::NotInitialized,
+            io::ErrorKind::InvalidData => {
+                BackendError::Integrity("identity.age is too large to be an avp identity")
+            }
+            _ => BackendError::io("reading identity.age", err),
         }
-        _ => BackendError::io("reading identity.age", err),
     })
 }
 
@@ -306,8 +312,8 @@ fn load_snapshot(
         ),
         _ => BackendError::io("opening snapshot.age", err),
     })?;
-    let decryptor =
-        Decryptor::new_buffered(BufReader::with_capacity(256 << 10, file)).map_err(|err| decrypt_failure(&err))?;
+    let decryptor = Decryptor::new_buffered(BufReader::with_capacity(256 << 10, file))
+        .map_err(|err| decrypt_failure(&err))?;
     let mut reader = decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
         .map_err(|err| decrypt_failure(&err))?;
@@ -322,7 +328,9 @@ fn load_snapshot(
         read_record(&mut reader, scratch)?.ok_or_else(corrupt_snapshot)?;
         let op: Op<'_> = record::decode(scratch.as_slice()).map_err(|_| corrupt_snapshot())?;
         let (meta, value) = record::put_meta(&op).ok_or_else(corrupt_snapshot)?;
-        store.apply_put(&meta, value).map_err(|_| corrupt_snapshot())?;
+        store
+            .apply_put(&meta, value)
+            .map_err(|_| corrupt_snapshot())?;
     }
     // The stream must end exactly here (and its final MAC must verify).
     let mut probe = [0u8; 1];
@@ -333,7 +341,10 @@ fn load_snapshot(
 }
 
 /// Reads one `[u32 BE length][record]` into `scratch`; `None` at a clean end of stream.
-fn read_record(reader: &mut impl Read, scratch: &mut LockedBuf) -> Result<Option<()>, BackendError> {
+fn read_record(
+    reader: &mut impl Read,
+    scratch: &mut LockedBuf,
+) -> Result<Option<()>, BackendError> {
     let mut len = [0u8; 4];
     let got = crypto::read_full(reader, &mut len).map_err(|_| corrupt_snapshot())?;
     if got == 0 {
@@ -343,7 +354,9 @@ fn read_record(reader: &mut impl Read, scratch: &mut LockedBuf) -> Result<Option
     if got < 4 || len > MAX_RECORD_LEN {
         return Err(corrupt_snapshot());
     }
-    scratch.resize(len).map_err(io_err("mapping locked memory"))?;
+    scratch
+        .resize(len)
+        .map_err(io_err("mapping locked memory"))?;
     if crypto::read_full(reader, scratch.as_mut_slice()).map_err(|_| corrupt_snapshot())? != len {
         return Err(corrupt_snapshot());
     }
@@ -368,11 +381,15 @@ fn replay_entry(
     store: &mut SecretStore,
 ) -> Result<(), BackendError> {
     let corrupt = || {
-        BackendError::Integrity("the vault journal is corrupt: restore the vault directory from a backup")
+        BackendError::Integrity(
+            "the vault journal is corrupt: restore the vault directory from a backup",
+        )
     };
     let plain = crypto::decrypt(body, identity).map_err(|_| corrupt())?;
     let entry: JournalEntry<'_> = record::decode(plain.as_slice()).map_err(|_| corrupt())?;
-    if entry.vault_id != header.vault_id || entry.generation != header.generation || entry.seq != seq
+    if entry.vault_id != header.vault_id
+        || entry.generation != header.generation
+        || entry.seq != seq
     {
         return Err(corrupt());
     }
@@ -390,13 +407,18 @@ fn replay_entry(
 
 /// Re-wraps the identity in `dir` under `new`; the records are untouched. Keeps the work
 /// factor the identity was written with.
-pub fn change_passphrase(dir: &Path, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError> {
+pub fn change_passphrase(
+    dir: &Path,
+    old: &Passphrase,
+    new: &Passphrase,
+) -> Result<(), BackendError> {
     let wrapped = read_identity_file(dir)?;
     let identity = crypto::unwrap_identity(&wrapped, old)?;
     let work_factor =
         crypto::identity_work_factor(&wrapped).unwrap_or(crate::backend::DEFAULT_WORK_FACTOR);
     let rewrapped = crypto::wrap_identity(&identity, new, work_factor)?;
-    fsutil::write_atomic(&dir.join(IDENTITY_FILE), &rewrapped).map_err(io_err("writing identity.age"))
+    fsutil::write_atomic(&dir.join(IDENTITY_FILE), &rewrapped)
+        .map_err(io_err("writing identity.age"))
 }
 
 #[cfg(test)]
@@ -420,7 +442,12 @@ mod tests {
 
     fn get(store: &SecretStore, name: &str) -> Vec<u8> {
         store
-            .retrieve(&WorkspaceId::new("w").unwrap(), &SecretName::new(name).unwrap(), None, Timestamp::now())
+            .retrieve(
+                &WorkspaceId::new("w").unwrap(),
+                &SecretName::new(name).unwrap(),
+                None,
+                Timestamp::now(),
+            )
             .unwrap()
             .value
             .expose_secret()

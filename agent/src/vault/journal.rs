@@ -225,7 +225,10 @@ mod tests {
         for i in 0..HEADER_LEN {
             let mut flipped = bytes.clone();
             flipped[i] ^= 0x10;
-            assert!(matches!(scan_bytes(&flipped), Err(ScanError::Corrupt)), "byte {i}");
+            assert!(
+                matches!(scan_bytes(&flipped), Err(ScanError::Corrupt)),
+                "byte {i}"
+            );
         }
     }
 

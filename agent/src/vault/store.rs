@@ -10,11 +10,11 @@
 
 use super::locked::{LockedArena, Slot};
 use crate::backend::{BackendError, Counts};
+use avp_protocol::types::Cursor;
 use avp_protocol::{
-    HistoryResult, Labels, ListPage, Limits, RotateResult, Secret, SecretMeta, SecretName,
+    HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta, SecretName,
     SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
 };
-use avp_protocol::types::Cursor;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 

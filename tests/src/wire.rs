@@ -1,0 +1,168 @@
+//! Typed shorthands over [`Conn`](crate::Conn) for the wire-level tests: one call per AVP
+//! operation, answering the raw [`Response`] so tests can assert on errors too.
+
+use crate::Conn;
+use avp_protocol::{
+    Cursor, ErrorCode, Labels, Request, Response, SecretName, SecretValue, SessionId, Timestamp,
+    WorkspaceId,
+};
+use std::collections::BTreeMap;
+
+/// A valid secret name (panics on an invalid one: tests build invalid ones on purpose
+/// through raw frames instead).
+pub fn name(n: &str) -> SecretName {
+    SecretName::new(n).expect("valid test name")
+}
+
+/// A valid workspace id.
+pub fn ws(id: &str) -> WorkspaceId {
+    WorkspaceId::new(id).expect("valid test workspace")
+}
+
+/// Labels from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Labels::new(map).expect("valid test labels")
+}
+
+impl Conn {
+    /// AUTHENTICATE with a TTL.
+    pub fn authenticate(&mut self, workspace: &str, ttl_seconds: Option<u64>) -> Response {
+        self.call(&Request::Authenticate {
+            workspace: ws(workspace),
+            agent_id: "avp-tests".into(),
+            ttl_seconds,
+        })
+    }
+
+    /// STORE with labels and expiry.
+    pub fn store_full(
+        &mut self,
+        session: &SessionId,
+        n: &str,
+        value: &[u8],
+        labels: Option<Labels>,
+        expires_at: Option<Timestamp>,
+    ) -> Response {
+        self.call(&Request::Store {
+            session: session.clone(),
+            name: name(n),
+            value: SecretValue::from_slice(value),
+            labels,
+            expires_at,
+        })
+    }
+
+    /// STORE keeping labels and expiry.
+    pub fn store(&mut self, session: &SessionId, n: &str, value: &[u8]) -> Response {
+        self.store_full(session, n, value, None, None)
+    }
+
+    /// RETRIEVE a version (or the current one).
+    pub fn retrieve(&mut self, session: &SessionId, n: &str, version: Option<u32>) -> Response {
+        self.call(&Request::Retrieve {
+            session: session.clone(),
+            name: name(n),
+            version,
+        })
+    }
+
+    /// The current value's bytes, or the error code.
+    pub fn value(&mut self, session: &SessionId, n: &str) -> Result<Vec<u8>, ErrorCode> {
+        match self.retrieve(session, n, None) {
+            Response::Retrieved(secret) => Ok(secret.value.expose_secret().to_vec()),
+            Response::Error(e) => Err(e.code),
+            other => panic!("retrieve: unexpected {other:?}"),
+        }
+    }
+
+    /// DELETE.
+    pub fn delete(&mut self, session: &SessionId, n: &str) -> Response {
+        self.call(&Request::Delete {
+            session: session.clone(),
+            name: name(n),
+        })
+    }
+
+    /// One LIST page.
+    pub fn list(
+        &mut self,
+        session: &SessionId,
+        label_filter: Labels,
+        cursor: Option<Cursor>,
+        limit: Option<u32>,
+    ) -> Response {
+        self.call(&Request::List {
+            session: session.clone(),
+            label_filter,
+            cursor,
+            limit,
+        })
+    }
+
+    /// Every name in the workspace, across pages.
+    pub fn names(&mut self, session: &SessionId) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            match self.list(session, Labels::empty(), cursor, Some(1000)) {
+                Response::Listed(page) => {
+                    out.extend(page.secrets.iter().map(|m| m.name.as_str().to_owned()));
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => return out,
+                    }
+                }
+                other => panic!("list: unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// ROTATE.
+    pub fn rotate(&mut self, session: &SessionId, n: &str, value: &[u8]) -> Response {
+        self.call(&Request::Rotate {
+            session: session.clone(),
+            name: name(n),
+            value: SecretValue::from_slice(value),
+        })
+    }
+
+    /// HISTORY.
+    pub fn history(&mut self, session: &SessionId, n: &str) -> Response {
+        self.call(&Request::History {
+            session: session.clone(),
+            name: name(n),
+        })
+    }
+
+    /// TERMINATE.
+    pub fn terminate(&mut self, session: &SessionId) -> Response {
+        self.call(&Request::Terminate {
+            session: session.clone(),
+        })
+    }
+
+    /// STATUS.
+    pub fn status(&mut self) -> avp_protocol::StatusInfo {
+        match self.call(&Request::Status) {
+            Response::Status(status) => status,
+            other => panic!("status: unexpected {other:?}"),
+        }
+    }
+
+    /// LOCK.
+    pub fn lock(&mut self) -> Response {
+        self.call(&Request::Lock)
+    }
+}
+
+/// The error code of `response`, or `None` if it is not an error.
+pub fn code_of(response: &Response) -> Option<ErrorCode> {
+    match response {
+        Response::Error(e) => Some(e.code),
+        _ => None,
+    }
+}

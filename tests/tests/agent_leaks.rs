@@ -1,0 +1,128 @@
+//! Secrets never reach the disk in clear, the log (even at `AVP_LOG=trace`) or the audit log.
+
+use avp_protocol::{Passphrase, Request, Response};
+use avp_tests::raw::RawRequest;
+use avp_tests::{AgentOptions, TestAgent};
+use std::path::Path;
+
+const VALUE_MARKER: &str = "VALUEMARKER7d1f";
+const PASS_MARKER: &str = "PASSMARKER93ab";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn markers_never_reach_files_logs_or_the_audit_trail() {
+    let agent = TestAgent::start_with(AgentOptions {
+        env: vec![("AVP_LOG".into(), "trace".into())],
+        ..Default::default()
+    });
+    let mut conn = agent.connect();
+    let passphrase = format!("{PASS_MARKER} horse");
+    let init = conn.call(&Request::Init {
+        passphrase: Passphrase::new(&passphrase),
+        work_factor: Some(10),
+    });
+    assert!(matches!(init, Response::Initialized));
+    let s = conn.session("default");
+    for i in 0..5 {
+        let value = format!("{VALUE_MARKER}-{i}");
+        assert!(matches!(
+            conn.store(&s, &format!("k{i}"), value.as_bytes()),
+            Response::Stored(_)
+        ));
+    }
+    assert!(matches!(
+        conn.rotate(&s, "k0", VALUE_MARKER.as_bytes()),
+        Response::Rotated(_)
+    ));
+    assert_eq!(
+        conn.value(&s, "k1").unwrap(),
+        format!("{VALUE_MARKER}-1").as_bytes()
+    );
+    let _ = conn.names(&s);
+    let _ = conn.history(&s, "k0");
+    // Refused requests carrying the markers: an invalid name, an oversized value, a wrong
+    // passphrase, a wrong old passphrase.
+    let bad_name = RawRequest::Store {
+        session: s.expose().to_owned(),
+        name: format!("{VALUE_MARKER} not a name"),
+        value: VALUE_MARKER.as_bytes().to_vec(),
+        labels: None,
+        expires_at: None,
+    };
+    let answer = conn.call_raw(&bad_name);
+    assert!(!format!("{answer:?}").contains(VALUE_MARKER));
+    let big = VALUE_MARKER.repeat(5_000);
+    let answer = conn.store(&s, "big", big.as_bytes());
+    assert!(!format!("{answer:?}").contains(VALUE_MARKER));
+    assert!(matches!(conn.lock(), Response::Locked));
+    let wrong = conn.call(&Request::Unlock {
+        passphrase: Passphrase::new(&format!("{PASS_MARKER} wrong")),
+    });
+    assert!(!format!("{wrong:?}").contains(PASS_MARKER));
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let unlock = conn.call(&Request::Unlock {
+        passphrase: Passphrase::new(&passphrase),
+    });
+    assert!(matches!(unlock, Response::Unlocked));
+    let changed = conn.call(&Request::ChangePassphrase {
+        old: Passphrase::new(&format!("{PASS_MARKER} not the old one")),
+        new: Passphrase::new(&format!("{PASS_MARKER} new")),
+    });
+    assert!(!format!("{changed:?}").contains(PASS_MARKER));
+
+    for file in files_under(&agent.vault) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, VALUE_MARKER),
+            "value in clear in {}",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, PASS_MARKER),
+            "passphrase in clear in {}",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, "k0"),
+            "secret names are encrypted too ({})",
+            file.display()
+        );
+    }
+    // Stop the agent so the audit writer flushes, then read what it wrote.
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut agent = agent;
+    assert_eq!(agent.wait_exit(std::time::Duration::from_secs(10)), Some(0));
+    let logs = agent.logs();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the log really is verbose"
+    );
+    assert!(!logs.contains(VALUE_MARKER), "value in the log");
+    assert!(!logs.contains(PASS_MARKER), "passphrase in the log");
+    let audit = std::fs::read_to_string(&agent.audit_log).unwrap();
+    assert!(
+        audit.lines().count() >= 10,
+        "decisions are audited:\n{audit}"
+    );
+    assert!(audit.contains("\"RETRIEVE\""), "{audit}");
+    assert!(!audit.contains(VALUE_MARKER), "value in the audit log");
+    assert!(!audit.contains(PASS_MARKER), "passphrase in the audit log");
+}

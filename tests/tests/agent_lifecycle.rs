@@ -1,0 +1,419 @@
+//! The agent over time: restarts, locking, timers, signals, a second agent, a damaged vault,
+//! and the launch modes.
+
+use avp_protocol::{ErrorCode, Passphrase, Request, Response};
+use avp_tests::wire::code_of;
+use avp_tests::{AgentOptions, TEST_PASSPHRASE, TestAgent, agent_bin};
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `avp-agent` with `args` expecting it to refuse to start; returns its stderr.
+fn refused_start(args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new(agent_bin())
+        .args(args)
+        .env_remove("AVP_SOCK")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run avp-agent");
+    assert!(!output.status.success(), "the second agent started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn secrets_persist_across_a_restart() {
+    let mut agent = TestAgent::start_initialized();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    for i in 0..50 {
+        assert!(matches!(
+            conn.store(&s, &format!("k{i}"), format!("v{i}").as_bytes()),
+            Response::Stored(_)
+        ));
+    }
+    assert!(matches!(
+        conn.rotate(&s, "k7", b"rotated"),
+        Response::Rotated(_)
+    ));
+    assert!(matches!(conn.delete(&s, "k9"), Response::Deleted(_)));
+    agent.restart(AgentOptions::default());
+    let mut conn = agent.connect();
+    assert_eq!(
+        code_of(&conn.authenticate("default", None)),
+        Some(ErrorCode::VaultLocked)
+    );
+    assert!(matches!(agent.unlock(), Response::Unlocked));
+    let s = conn.session("default");
+    assert_eq!(conn.value(&s, "k0"), Ok(b"v0".to_vec()));
+    assert_eq!(conn.value(&s, "k7"), Ok(b"rotated".to_vec()));
+    assert_eq!(conn.value(&s, "k9"), Err(ErrorCode::SecretNotFound));
+    assert_eq!(conn.names(&s).len(), 49);
+    match conn.history(&s, "k7") {
+        Response::History(h) => assert_eq!(h.versions.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lock_ends_sessions_and_wipes_the_plaintext() {
+    let agent = TestAgent::start_initialized();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    assert!(matches!(conn.store(&s, "k", b"v"), Response::Stored(_)));
+    assert!(
+        conn.status().hardening.locked_memory_bytes > 0
+            || conn.status().hardening.memlock_limit == Some(0)
+    );
+    assert!(matches!(conn.lock(), Response::Locked));
+    assert_eq!(conn.value(&s, "k"), Err(ErrorCode::VaultLocked));
+    let status = conn.status();
+    assert_eq!(status.state, avp_protocol::VaultState::Locked);
+    assert_eq!((status.secrets, status.sessions), (0, 0));
+    assert!(matches!(agent.unlock(), Response::Unlocked));
+    assert_eq!(
+        conn.value(&s, "k"),
+        Err(ErrorCode::SessionTerminated),
+        "locking ended it"
+    );
+    let fresh = conn.session("default");
+    assert_eq!(conn.value(&fresh, "k"), Ok(b"v".to_vec()));
+}
+
+#[test]
+fn the_idle_timer_locks_and_activity_resets_it() {
+    let agent = TestAgent::start_with(AgentOptions {
+        args: vec!["--idle-lock".into(), "2s".into()],
+        ..Default::default()
+    });
+    agent.init();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(
+            conn.value(&s, "k"),
+            Err(ErrorCode::SecretNotFound),
+            "activity keeps it open"
+        );
+    }
+    let idle = conn.status().idle_lock_in_seconds.expect("timer running");
+    assert!(idle <= 2);
+    wait_until("the idle lock", Duration::from_secs(5), || {
+        conn.status().state == avp_protocol::VaultState::Locked
+    });
+}
+
+#[test]
+fn the_maximum_unlock_lifetime_locks_despite_activity() {
+    let agent = TestAgent::start_with(AgentOptions {
+        args: vec![
+            "--max-unlock".into(),
+            "2s".into(),
+            "--idle-lock".into(),
+            "0".into(),
+        ],
+        ..Default::default()
+    });
+    agent.init();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    let started = Instant::now();
+    while conn.status().state == avp_protocol::VaultState::Unlocked {
+        let _ = conn.value(&s, "k");
+        assert!(started.elapsed() < Duration::from_secs(6), "never locked");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "locked too early"
+    );
+}
+
+#[test]
+fn sigusr1_locks_and_sigterm_removes_the_socket_and_exits_zero() {
+    let mut agent = TestAgent::start_initialized();
+    let mut conn = agent.connect();
+    agent.signal(Signal::SIGUSR1);
+    wait_until("SIGUSR1 lock", Duration::from_secs(5), || {
+        conn.status().state == avp_protocol::VaultState::Locked
+    });
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!agent.socket.exists(), "the socket it created is removed");
+}
+
+#[test]
+fn a_second_agent_on_the_same_socket_or_vault_refuses() {
+    let agent = TestAgent::start_initialized();
+    let other = tempfile::tempdir().unwrap();
+    let same_socket = refused_start(&[
+        "--socket".as_ref(),
+        agent.socket.as_os_str(),
+        "--vault".as_ref(),
+        other.path().join("vault").as_os_str(),
+        "--audit-log".as_ref(),
+        other.path().join("audit").as_os_str(),
+    ]);
+    assert!(same_socket.contains("already"), "{same_socket}");
+    let same_vault = refused_start(&[
+        "--socket".as_ref(),
+        other.path().join("run/agent.sock").as_os_str(),
+        "--vault".as_ref(),
+        agent.vault.as_os_str(),
+        "--audit-log".as_ref(),
+        other.path().join("audit").as_os_str(),
+    ]);
+    assert!(
+        same_vault.contains("already owns the vault"),
+        "{same_vault}"
+    );
+    let mut conn = agent.connect();
+    assert!(
+        matches!(conn.call(&Request::Discover), Response::Discover(_)),
+        "the first one is unharmed"
+    );
+}
+
+#[test]
+fn a_stale_socket_is_replaced() {
+    let mut agent = TestAgent::start_initialized();
+    agent.kill();
+    assert!(
+        agent.socket.exists(),
+        "SIGKILL leaves the socket file behind"
+    );
+    agent.restart(AgentOptions::default());
+    let mut conn = agent.connect();
+    assert!(matches!(
+        conn.call(&Request::Discover),
+        Response::Discover(_)
+    ));
+}
+
+#[test]
+fn a_socket_directory_open_to_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = refused_start(&[
+        "--socket".as_ref(),
+        run.join("agent.sock").as_os_str(),
+        "--vault".as_ref(),
+        dir.path().join("vault").as_os_str(),
+        "--audit-log".as_ref(),
+        dir.path().join("audit").as_os_str(),
+    ]);
+    assert!(stderr.contains("chmod 700"), "{stderr}");
+}
+
+fn flip_a_byte(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() * 2 / 3;
+    bytes[middle] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+fn unlock_code(agent: &TestAgent) -> Option<ErrorCode> {
+    code_of(&agent.unlock())
+}
+
+#[test]
+fn a_damaged_vault_fails_unlock_and_is_left_untouched() {
+    let agent = TestAgent::start_initialized();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    for i in 0..3 {
+        assert!(matches!(
+            conn.store(&s, &format!("k{i}"), b"v"),
+            Response::Stored(_)
+        ));
+    }
+    assert!(matches!(conn.lock(), Response::Locked));
+    let snapshot = agent.vault.join("snapshot.age");
+    let journal = std::fs::read_dir(&agent.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("journal.")
+        })
+        .expect("a journal");
+    for file in [&snapshot, &journal] {
+        let original = std::fs::read(file).unwrap();
+        let damaged = flip_a_byte(file);
+        assert_eq!(
+            unlock_code(&agent),
+            Some(ErrorCode::IntegrityError),
+            "{}",
+            file.display()
+        );
+        assert_eq!(std::fs::read(file).unwrap(), damaged, "left as it was");
+        std::fs::write(file, &original).unwrap();
+    }
+    // A truncated snapshot, and another vault's snapshot.
+    let original = std::fs::read(&snapshot).unwrap();
+    std::fs::write(&snapshot, &original[..original.len() / 2]).unwrap();
+    assert_eq!(unlock_code(&agent), Some(ErrorCode::IntegrityError));
+    let stranger = TestAgent::start_initialized();
+    std::fs::copy(stranger.vault.join("snapshot.age"), &snapshot).unwrap();
+    assert_eq!(unlock_code(&agent), Some(ErrorCode::IntegrityError));
+    // A damaged identity: wrong passphrase or corrupt, never a crash.
+    std::fs::write(&snapshot, &original).unwrap();
+    let identity = agent.vault.join("identity.age");
+    let original_identity = std::fs::read(&identity).unwrap();
+    flip_a_byte(&identity);
+    let code = unlock_code(&agent);
+    assert!(
+        matches!(
+            code,
+            Some(ErrorCode::IntegrityError | ErrorCode::AuthenticationFailed)
+        ),
+        "{code:?}"
+    );
+    std::fs::write(&identity, &original_identity).unwrap();
+    // Restored: everything is there, and the agent never stopped serving.
+    assert!(matches!(agent.unlock(), Response::Unlocked));
+    let s = conn.session("default");
+    assert_eq!(conn.names(&s), ["k0", "k1", "k2"]);
+}
+
+#[test]
+fn change_passphrase_rewraps_the_identity_only() {
+    let agent = TestAgent::start_initialized();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    assert!(matches!(conn.store(&s, "k", b"v"), Response::Stored(_)));
+    let snapshot_before = std::fs::read(agent.vault.join("snapshot.age")).unwrap();
+    let wrong_old = conn.call(&Request::ChangePassphrase {
+        old: Passphrase::new("not it"),
+        new: Passphrase::new("new pass"),
+    });
+    assert_eq!(code_of(&wrong_old), Some(ErrorCode::AuthenticationFailed));
+    std::thread::sleep(Duration::from_millis(150)); // the backoff after one wrong guess
+    let changed = conn.call(&Request::ChangePassphrase {
+        old: Passphrase::new(TEST_PASSPHRASE),
+        new: Passphrase::new("new pass"),
+    });
+    assert!(
+        matches!(changed, Response::PassphraseChanged),
+        "{changed:?}"
+    );
+    assert_eq!(
+        std::fs::read(agent.vault.join("snapshot.age")).unwrap(),
+        snapshot_before
+    );
+    assert!(matches!(conn.lock(), Response::Locked));
+    assert_eq!(unlock_code(&agent), Some(ErrorCode::AuthenticationFailed));
+    std::thread::sleep(Duration::from_millis(150));
+    let unlocked = conn.call(&Request::Unlock {
+        passphrase: Passphrase::new("new pass"),
+    });
+    assert!(matches!(unlocked, Response::Unlocked));
+    let s = conn.session("default");
+    assert_eq!(conn.value(&s, "k"), Ok(b"v".to_vec()));
+}
+
+#[test]
+fn run_mode_sets_avp_sock_and_exits_with_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+    let output = Command::new(agent_bin())
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--vault")
+        .arg(dir.path().join("vault"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit"))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "test -S \"$AVP_SOCK\" && echo \"$AVP_SOCK\"; exit 7",
+        ])
+        .env_remove("AVP_SOCK")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        socket.to_string_lossy()
+    );
+    assert!(
+        !socket.exists(),
+        "the agent cleaned up after the command ended"
+    );
+}
+
+#[test]
+fn daemon_mode_prints_shell_lines_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+    let output = Command::new(agent_bin())
+        .arg("--daemon")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--vault")
+        .arg(dir.path().join("vault"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit"))
+        .env_remove("AVP_SOCK")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let expected = format!("AVP_SOCK={}; export AVP_SOCK;\n", socket.display());
+    assert!(text.starts_with(&expected), "{text}");
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("AVP_AGENT_PID="))
+        .and_then(|l| l.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a pid line");
+    let mut conn = avp_tests::Conn::raw(&socket);
+    conn.hello();
+    assert!(matches!(
+        conn.call(&Request::Discover),
+        Response::Discover(_)
+    ));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    wait_until("the daemon to exit", Duration::from_secs(10), || {
+        !socket.exists()
+    });
+    let csh = Command::new(agent_bin())
+        .args(["--daemon", "-c", "--socket"])
+        .arg(dir.path().join("run/csh.sock"))
+        .arg("--vault")
+        .arg(dir.path().join("vault2"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit2"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(csh.stdout).unwrap();
+    assert!(text.starts_with("setenv AVP_SOCK "), "{text}");
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("setenv AVP_AGENT_PID "))
+        .and_then(|l| l.trim_end_matches(';').parse().ok())
+        .expect("a pid line");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+}
