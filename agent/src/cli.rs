@@ -66,6 +66,18 @@ pub struct Args {
     #[arg(short = 's', requires = "daemon")]
     pub sh: bool,
 
+    /// Print the systemd user units (ExecStart= set to this executable) and exit
+    #[arg(long, conflicts_with_all = ["daemon", "install_units"])]
+    pub print_units: bool,
+
+    /// Write the systemd user units to ~/.config/systemd/user (or --units-dir) and exit
+    #[arg(long, conflicts_with = "daemon")]
+    pub install_units: bool,
+
+    /// With --install-units: the directory to write them to
+    #[arg(long, value_name = "DIR", requires = "install_units")]
+    pub units_dir: Option<PathBuf>,
+
     /// Run COMMAND with AVP_SOCK set, and exit when it exits, with its status
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

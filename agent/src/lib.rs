@@ -17,6 +17,7 @@
 //! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
 //! - [`lifecycle`]: the running agent: server, lock timers, signals, the `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
+//! - [`units`]: the systemd user units, installed with `--install-units`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
 
 pub mod audit;
@@ -34,4 +35,5 @@ pub mod session;
 pub mod socket;
 pub mod state;
 pub mod timer;
+pub mod units;
 pub mod vault;

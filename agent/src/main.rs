@@ -6,7 +6,7 @@ use avp_agent::backend::{BackendConfig, BackendSettings, open_key_store};
 use avp_agent::cli::{Args, BackendKind};
 use avp_agent::socket::AgentSocket;
 use avp_agent::state::{AgentState, Settings};
-use avp_agent::{daemon, harden, lifecycle};
+use avp_agent::{daemon, harden, lifecycle, units};
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,6 +40,19 @@ fn init_logging() {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
+    if args.print_units || args.install_units {
+        let exe = std::env::current_exe().context("cannot find the avp-agent executable")?;
+        if args.print_units {
+            print!("{}", units::print(&exe));
+        } else {
+            let dir = match args.units_dir {
+                Some(dir) => dir,
+                None => units::default_dir()?,
+            };
+            print!("{}", units::install(&exe, &dir)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     harden::harden_process()?;
     let paths = args.paths()?;
     if args.daemon {
