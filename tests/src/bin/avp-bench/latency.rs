@@ -1,0 +1,163 @@
+//! RETRIEVE round trips and throughput against the echo-server floor, and `avp get` as a
+//! new process against `avp --version`.
+
+use crate::Config;
+use crate::setup;
+use crate::stats::{Row, Samples, fmt_duration};
+use crate::wire::{EchoServer, round_trip};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Alternates blocks of agent and floor samples so drift on a noisy machine hits both.
+fn interleaved(
+    blocks: usize,
+    per_block: usize,
+    mut agent: impl FnMut() -> Duration,
+    mut floor: impl FnMut() -> Duration,
+) -> (Samples, Samples) {
+    let (mut a, mut f) = (Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        a.extend((0..per_block).map(|_| agent()));
+        f.extend((0..per_block).map(|_| floor()));
+    }
+    (Samples::new(a), Samples::new(f))
+}
+
+/// RETRIEVE p50/p99 over one persistent connection.
+pub fn retrieve_round_trip(config: &Config) -> Vec<Row> {
+    let (agent, session) = setup::agent_with_secret();
+    let mut conn = agent.connect();
+    let (request, reply_len) = setup::retrieve_frame(&mut conn, &session);
+    let echo = EchoServer::start(reply_len);
+    let mut echo_conn = echo.connect();
+    let mut buf = Vec::new();
+    let mut buf2 = Vec::new();
+    let warm = config.scale(200, 2_000);
+    for _ in 0..warm {
+        round_trip(&mut conn.stream, &request, &mut buf);
+        round_trip(&mut echo_conn, &request, &mut buf2);
+    }
+    let (a, f) = interleaved(
+        10,
+        config.scale(50, 2_000),
+        || round_trip(&mut conn.stream, &request, &mut buf),
+        || round_trip(&mut echo_conn, &request, &mut buf2),
+    );
+    vec![
+        Row::ratio(
+            "RETRIEVE round trip p50 (1 KiB value)",
+            a.p50(),
+            f.p50(),
+            1.3,
+        ),
+        Row::ratio(
+            "RETRIEVE round trip p99 (1 KiB value)",
+            a.p99(),
+            f.p99(),
+            2.0,
+        ),
+    ]
+}
+
+/// Requests per second from `clients` connections looping for `duration`.
+fn throughput(
+    clients: usize,
+    duration: Duration,
+    connect: impl Fn() -> UnixStream,
+    request: &[u8],
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut stream = connect();
+            let request = request.to_vec();
+            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut count = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    round_trip(&mut stream, &request, &mut buf);
+                    count += 1;
+                }
+                done.fetch_add(count, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// RETRIEVE throughput with 16 concurrent connections.
+pub fn retrieve_throughput(config: &Config) -> Vec<Row> {
+    let (agent, session) = setup::agent_with_secret();
+    let mut conn = agent.connect();
+    let (request, reply_len) = setup::retrieve_frame(&mut conn, &session);
+    let echo = EchoServer::start(reply_len);
+    let duration = Duration::from_millis(config.scale(300, 3_000) as u64);
+    let connect_agent = || agent.connect().stream;
+    // Alternate twice each, keep the best of each (least disturbed by the machine).
+    let mut agent_rate: f64 = 0.0;
+    let mut floor_rate: f64 = 0.0;
+    for _ in 0..2 {
+        agent_rate = agent_rate.max(throughput(16, duration, connect_agent, &request));
+        floor_rate = floor_rate.max(throughput(16, duration, || echo.connect(), &request));
+    }
+    let ratio = agent_rate / floor_rate;
+    vec![Row {
+        figure: "RETRIEVE throughput, 16 connections".into(),
+        measured: format!("{agent_rate:.0} req/s"),
+        floor: format!("{floor_rate:.0} req/s"),
+        ratio: format!("{ratio:.2}×"),
+        target: "≥ 0.5× floor".into(),
+        met: ratio >= 0.5,
+    }]
+}
+
+fn time_process(mut command: Command) -> Duration {
+    let started = Instant::now();
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run avp");
+    let elapsed = started.elapsed();
+    assert!(status.success(), "avp failed: {status}");
+    elapsed
+}
+
+/// `avp get NAME` as a new process against `avp --version`.
+pub fn cli_get(config: &Config) -> Vec<Row> {
+    let (agent, _session) = setup::agent_with_secret();
+    let avp = avp_tests::avp_bin();
+    let get = || {
+        let mut c = Command::new(&avp);
+        c.env_clear()
+            .env("AVP_SOCK", &agent.socket)
+            .args(["get", setup::BENCH_NAME]);
+        time_process(c)
+    };
+    let version = || {
+        let mut c = Command::new(&avp);
+        c.env_clear().arg("--version");
+        time_process(c)
+    };
+    let (a, f) = interleaved(10, config.scale(3, 30), get, version);
+    let mut row = Row::ratio(
+        "`avp get NAME` as a new process, p50",
+        a.p50(),
+        f.p50(),
+        1.5,
+    );
+    row.floor = format!("{} (`avp --version`)", fmt_duration(f.p50()));
+    vec![row]
+}

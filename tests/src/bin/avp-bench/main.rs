@@ -1,0 +1,100 @@
+//! `avp-bench`: measures avp against the physical floor, in one run on one machine, and
+//! prints a table of figure, floor, ratio and target.
+//!
+//! ```text
+//! cargo build --release && target/release/avp-bench          # the full run (minutes)
+//! target/release/avp-bench --quick                            # tiny sizes (CI)
+//! target/release/avp-bench --only retrieve,store              # some rows
+//! ```
+//!
+//! Floors: a bare Unix-socket echo server answering frames of the agent's response size
+//! (latency, throughput); `avp --version` as a process (CLI); a 4 KiB append + fdatasync in
+//! the vault directory (durable writes); age's scrypt unwrap of the same identity file
+//! (unlock). Agent and floor are sampled in alternating blocks so machine noise hits both.
+
+mod durable;
+mod latency;
+mod setup;
+mod stats;
+mod wire;
+
+use std::path::PathBuf;
+
+/// How big a run is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Tiny sizes: proves the benchmark works, measures nothing worth quoting.
+    pub quick: bool,
+}
+
+impl Config {
+    /// `quick` in a quick run, else `full`.
+    pub fn scale(&self, quick: usize, full: usize) -> usize {
+        if self.quick { quick } else { full }
+    }
+}
+
+type RowFn = fn(&Config) -> Vec<stats::Row>;
+
+const ROWS: &[(&str, RowFn)] = &[
+    ("retrieve", latency::retrieve_round_trip),
+    ("throughput", latency::retrieve_throughput),
+    ("cli", latency::cli_get),
+    ("store", durable::store_latency),
+    ("unlock", durable::unlock_and_memory),
+    ("idle", durable::idle_memory),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--echo-server") {
+        let path = PathBuf::from(&args[i + 1]);
+        let reply_len = args
+            .iter()
+            .position(|a| a == "--reply-len")
+            .and_then(|j| args.get(j + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1024);
+        wire::serve_echo(&path, reply_len);
+    }
+    let config = Config {
+        quick: args.iter().any(|a| a == "--quick"),
+    };
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    let mut rows = Vec::new();
+    for (name, run) in ROWS {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+            continue;
+        }
+        eprintln!("avp-bench: measuring {name}…");
+        rows.extend(run(&config));
+    }
+    println!(
+        "\navp-bench {} on {} ({} cores){}\n",
+        env!("CARGO_PKG_VERSION"),
+        machine(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if config.quick {
+            ", --quick (sizes too small to quote)"
+        } else {
+            ""
+        }
+    );
+    stats::print_table(&rows);
+}
+
+fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
