@@ -1,2 +1,41 @@
-//! The avp client library (filled by the CLI issue).
+//! `avp-client`: talk to the avp agent from Rust, blocking or async, or fetch one secret in
+//! one call with [`get_secret`].
+//!
+//! Modules, one job each:
+//! - [`client`]: [`Client`], the blocking client — one typed method per AVP operation.
+//! - [`async_client`]: [`AsyncClient`], the same typed calls on tokio.
+//! - `connection` (private): connect, `Hello`, one bounded round trip under a timeout, and
+//!   the mapping of transport failures to [`Error`].
+//! - `calls` (private): each operation as a request plus the extraction of its typed
+//!   result, shared by both clients so no raw response ever reaches a caller.
+//! - [`session`]: [`Session`], the handle AUTHENTICATE returns.
+//! - [`socket_path`]: where the agent's socket is (`AVP_SOCK`, then the XDG default).
+//! - [`error`]: [`Error`], typed, carrying the AVP [`ErrorCode`] and saying what to do next.
+//! - [`sources`]: [`get_secret`] and the [`SecretsBackend`]s it chooses from with
+//!   `AVP_SOURCE` (`agent`, `env`, `dir`).
+//!
+//! Values come back as [`SecretValue`], wiped on drop and redacted in `Debug`.
 #![forbid(unsafe_code)]
+
+pub mod async_client;
+mod calls;
+pub mod client;
+mod connection;
+pub mod error;
+pub mod session;
+pub mod socket_path;
+pub mod sources;
+
+pub use async_client::AsyncClient;
+pub use calls::{DEFAULT_AGENT_ID, StoreOptions};
+pub use client::Client;
+pub use connection::DEFAULT_TIMEOUT;
+pub use error::{Error, Result};
+pub use session::Session;
+pub use sources::{SecretsBackend, get_secret};
+
+pub use avp_protocol::{
+    BackendStatus, Cursor, DeleteResult, DiscoverInfo, ErrorCode, HistoryResult, Labels, Limits,
+    ListPage, PROTOCOL_VERSION, Passphrase, RotateResult, Secret, SecretMeta, SecretName,
+    SecretValue, StatusInfo, StoreResult, Timestamp, VaultState, VersionInfo, WorkspaceId,
+};

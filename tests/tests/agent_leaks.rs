@@ -7,6 +7,8 @@ use std::path::Path;
 
 const VALUE_MARKER: &str = "VALUEMARKER7d1f";
 const PASS_MARKER: &str = "PASSMARKER93ab";
+/// Long enough that random ciphertext cannot contain it by chance (a two-letter name could).
+const NAME_MARKER: &str = "NameMarker4c2e";
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -44,20 +46,20 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
     for i in 0..5 {
         let value = format!("{VALUE_MARKER}-{i}");
         assert!(matches!(
-            conn.store(&s, &format!("k{i}"), value.as_bytes()),
+            conn.store(&s, &format!("{NAME_MARKER}{i}"), value.as_bytes()),
             Response::Stored(_)
         ));
     }
     assert!(matches!(
-        conn.rotate(&s, "k0", VALUE_MARKER.as_bytes()),
+        conn.rotate(&s, &format!("{NAME_MARKER}0"), VALUE_MARKER.as_bytes()),
         Response::Rotated(_)
     ));
     assert_eq!(
-        conn.value(&s, "k1").unwrap(),
+        conn.value(&s, &format!("{NAME_MARKER}1")).unwrap(),
         format!("{VALUE_MARKER}-1").as_bytes()
     );
     let _ = conn.names(&s);
-    let _ = conn.history(&s, "k0");
+    let _ = conn.history(&s, &format!("{NAME_MARKER}0"));
     // Refused requests carrying the markers: an invalid name, an oversized value, a wrong
     // passphrase, a wrong old passphrase.
     let bad_name = RawRequest::Store {
@@ -101,7 +103,7 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
             file.display()
         );
         assert!(
-            !contains(&bytes, "k0"),
+            !contains(&bytes, NAME_MARKER),
             "secret names are encrypted too ({})",
             file.display()
         );

@@ -1,0 +1,275 @@
+//! The command line (contract §8), as clap derive definitions only.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// avp: your secrets, held unlocked by the avp agent for the length of your login.
+///
+/// Exit codes: 0 success; 1 the agent (or avp, before sending) refused, with the AVP code;
+/// 2 usage error; 3 no agent answers on the socket; 4 the vault is locked.
+#[derive(Debug, Parser)]
+#[command(name = "avp", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The agent's socket [default: $AVP_SOCK, else $XDG_RUNTIME_DIR/avp/agent.sock, else
+    /// /tmp/avp-$UID/agent.sock]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub socket: Option<PathBuf>,
+
+    /// The workspace to act on
+    #[arg(
+        short = 'w',
+        long,
+        global = true,
+        env = "AVP_WORKSPACE",
+        default_value = "default",
+        value_name = "WS",
+        help_heading = "Global options"
+    )]
+    pub workspace: String,
+
+    /// Print one JSON document on stdout (errors as {"error":{"code","message"}} on stderr)
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the vault and leave it unlocked
+    Init(InitArgs),
+    /// Unlock the vault
+    Unlock(PassphraseArgs),
+    /// Lock the vault now (ends every session)
+    Lock,
+    /// Change the vault's passphrase
+    Passwd(PassphraseArgs),
+    /// Show whether the vault is locked, its counts and timers, and client and agent versions
+    Status,
+    /// Show what the agent is and can do (AVP DISCOVER)
+    Discover,
+    /// Store a secret (a new one, or a new version)
+    Set(SetArgs),
+    /// Print a secret's value, byte for byte
+    Get(GetArgs),
+    /// List the workspace's secrets (names and metadata, never values)
+    Ls(LsArgs),
+    /// Delete a secret and all its versions
+    Rm(RmArgs),
+    /// Give an existing secret a new value, keeping its labels and expiry
+    Rotate(RotateArgs),
+    /// List a secret's retained versions
+    History(NameArg),
+    /// Store every entry of a dotenv or JSON file (all or nothing)
+    Import(ImportArgs),
+    /// Write the workspace's secrets as a dotenv or JSON file
+    Export(ExportArgs),
+    /// Run a command with the workspace's secrets in its environment
+    Run(RunArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase as one line from standard input instead of prompting (for
+    /// `passwd`: the current passphrase on the first line, the new one on the second)
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+
+    /// scrypt work factor (log2 N) protecting the passphrase; each step doubles the time
+    /// and memory of an unlock — and of a guess
+    #[arg(long, value_name = "N", default_value_t = 18,
+          value_parser = clap::value_parser!(u8).range(10..=22))]
+    pub work_factor: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The secret's name: an ASCII letter, then letters, digits, '_', '.' or '-'
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The secret's name
+    pub name: String,
+
+    /// The value; omitted or '-': read from standard input — all of it, byte for byte
+    /// (a trailing newline is kept), or one hidden line when standard input is a terminal
+    #[arg(value_name = "VALUE|-")]
+    pub value: Option<OsString>,
+
+    /// Set a label (repeatable); without --label the existing labels are kept
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// Remove every label
+    #[arg(long, conflicts_with = "labels")]
+    pub clear_labels: bool,
+
+    /// Expire the secret this long from now (e.g. 30m, 12h, 7d)
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<std::time::Duration>,
+
+    /// Expire the secret at this time (RFC 3339, e.g. 2030-01-31T12:00:00Z)
+    #[arg(long, value_name = "RFC3339", conflicts_with = "expires_in")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The secret's name
+    pub name: String,
+
+    /// A retained older version instead of the current one
+    #[arg(long, value_name = "N")]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only secrets carrying this label (repeatable: all must match)
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The secret's name
+    pub name: String,
+
+    /// Succeed even if the secret does not exist
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The secret's name
+    pub name: String,
+
+    /// The new value; omitted or '-': read from standard input, as for `set`
+    #[arg(value_name = "VALUE|-", conflicts_with = "generate")]
+    pub value: Option<OsString>,
+
+    /// Generate the new value from the operating system's random generator: LENGTH
+    /// characters from A-Z, a-z and 0-9 (about 5.95 bits each). It is not printed; read it
+    /// with `avp get`.
+    #[arg(long)]
+    pub generate: bool,
+
+    /// Length of a generated value
+    #[arg(long, value_name = "N", default_value_t = 32, requires = "generate",
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub length: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// NAME=VALUE lines (quotes, escapes and comments as the common dotenv parsers)
+    Dotenv,
+    /// One object: {"NAME": "value", "BIN": {"value": "<base64>", "encoding": "base64"}}
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to read ('-': standard input)
+    pub file: PathBuf,
+
+    /// The file's format
+    #[arg(long, value_enum, default_value_t = Format::Dotenv)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The format to write
+    #[arg(long, value_enum, default_value_t = Format::Dotenv)]
+    pub format: Format,
+
+    /// Write to this file (created or truncated, mode 0600) instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pass only this secret (repeatable); default: every secret of the workspace
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+
+    /// The command and its arguments (after `--`)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate for
+    pub shell: clap_complete::Shell,
+}
+
+/// `K=V` → `(K, V)`; the key must not be empty (the agent checks the lengths).
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("expected K=V with a non-empty key".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn labels_split_at_the_first_equals_sign() {
+        assert_eq!(parse_label("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_label("a=").unwrap(), ("a".into(), String::new()));
+        assert!(parse_label("=b").is_err());
+        assert!(parse_label("ab").is_err());
+    }
+
+    #[test]
+    fn run_takes_the_command_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["avp", "run", "--only", "A", "--", "sh", "-c", "x"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.only, ["A"]);
+        assert_eq!(run.command, ["sh", "-c", "x"]);
+    }
+}

@@ -1,0 +1,210 @@
+//! Reading values and passphrases without leaving copies behind. Standard input is read
+//! straight from file descriptor 0 (never through std's buffered `Stdin`, whose buffer
+//! would keep a copy), into buffers that are wiped when dropped.
+//!
+//! - A value from a pipe or file is taken exactly, every byte, a trailing newline included
+//!   (`printf 'x' | avp set A` stores `x`; `echo x | avp set A` stores `x\n`).
+//! - A value or passphrase typed at a terminal is one hidden line without its newline.
+//! - `--passphrase-stdin` reads one line per passphrase, without its `\n` (or `\r\n`).
+
+use crate::fail::Failure;
+use avp_client::{ErrorCode, Limits, Passphrase, SecretValue};
+use nix::errno::Errno;
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The longest passphrase accepted on standard input.
+const MAX_PASSPHRASE: usize = 4096;
+
+/// The largest value the protocol allows.
+pub fn max_value_len() -> usize {
+    Limits::AVP.max_secret_value_length as usize
+}
+
+/// `VALUE_TOO_LARGE`, refused before anything is sent.
+pub fn too_large(len: usize) -> Failure {
+    Failure::Client(avp_client::Error::ValueTooLarge {
+        len,
+        max: max_value_len(),
+    })
+}
+
+/// True when standard input is a terminal (so we prompt instead of reading it).
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// One `read(2)` from standard input, retried on EINTR.
+fn read_stdin(buf: &mut [u8]) -> Result<usize, Failure> {
+    loop {
+        match nix::unistd::read(io::stdin().as_fd(), buf) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => {}
+            Err(errno) => {
+                return Err(Failure::io("cannot read standard input", errno.into()));
+            }
+        }
+    }
+}
+
+/// All of standard input as a secret value, refused with `VALUE_TOO_LARGE` past the limit
+/// (without reading on).
+pub fn value_from_stdin() -> Result<SecretValue, Failure> {
+    let max = max_value_len();
+    // One buffer of the final maximum size, so it never reallocates (and never leaves a
+    // stale copy behind); wiped on drop.
+    let mut buf = Zeroizing::new(vec![0u8; max + 1]);
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            return Err(too_large(filled));
+        }
+        match read_stdin(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(SecretValue::from_slice(&buf[..filled]))
+}
+
+/// All of standard input (for `import -`), in a wiped buffer that grows by copying into a
+/// fresh buffer and wiping the old one.
+pub fn all_of_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            let mut bigger = Zeroizing::new(vec![0u8; buf.len() * 2]);
+            bigger[..filled].copy_from_slice(&buf[..filled]);
+            buf = bigger;
+        }
+        match read_stdin(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// One line of standard input without its line ending, read a byte at a time so the next
+/// line stays unread for the next passphrase. `None` at end of input.
+fn line_from_stdin() -> Result<Option<Zeroizing<Vec<u8>>>, Failure> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_PASSPHRASE + 1));
+    let mut byte = [0u8; 1];
+    loop {
+        if read_stdin(&mut byte)? == 0 {
+            if line.is_empty() {
+                return Ok(None);
+            }
+            break;
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        if line.len() == MAX_PASSPHRASE {
+            return Err(Failure::refused(
+                ErrorCode::InvalidRequest,
+                format!("passphrase on standard input is longer than {MAX_PASSPHRASE} bytes"),
+                "use a shorter passphrase",
+            ));
+        }
+        line.push(byte[0]);
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    byte.zeroize();
+    Ok(Some(line))
+}
+
+/// A passphrase from a line of standard input.
+pub fn passphrase_from_stdin(what: &str) -> Result<Passphrase, Failure> {
+    let Some(mut line) = line_from_stdin()? else {
+        return Err(Failure::usage(
+            format!("no {what} on standard input"),
+            "give one line per passphrase on standard input",
+        ));
+    };
+    // Move the bytes out of the wiped buffer; `from_string` wipes any spare capacity.
+    let bytes = std::mem::take(&mut *line);
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Passphrase::from_string(text)),
+        Err(err) => {
+            drop(Zeroizing::new(err.into_bytes()));
+            Err(Failure::refused(
+                ErrorCode::InvalidRequest,
+                format!("the {what} is not valid UTF-8"),
+                "use a UTF-8 passphrase",
+            ))
+        }
+    }
+}
+
+/// Reads a hidden line from the terminal.
+fn prompt_hidden(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    if !stdin_is_terminal() {
+        return Err(Failure::usage(
+            "standard input is not a terminal, so avp cannot prompt",
+            "pass --passphrase-stdin and give the passphrase on standard input",
+        ));
+    }
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|err| Failure::io("cannot read from the terminal", err))
+}
+
+/// A passphrase typed at the terminal, without echo; twice when `confirm` is set.
+pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<Passphrase, Failure> {
+    let first = prompt_hidden(prompt)?;
+    if confirm {
+        let second = prompt_hidden("Retype to confirm: ")?;
+        if *first != *second {
+            return Err(Failure::refused(
+                ErrorCode::InvalidRequest,
+                "the two passphrases differ",
+                "run the command again",
+            ));
+        }
+    }
+    Ok(Passphrase::new(&first))
+}
+
+/// Refuses an empty new passphrase.
+pub fn require_non_empty(passphrase: &Passphrase) -> Result<(), Failure> {
+    if passphrase.is_empty() {
+        return Err(Failure::refused(
+            ErrorCode::InvalidRequest,
+            "the passphrase is empty",
+            "choose a non-empty passphrase",
+        ));
+    }
+    Ok(())
+}
+
+/// The value of `set`/`rotate`: the argument, or standard input when it is absent or `-`
+/// (a hidden line, asked twice, when standard input is a terminal).
+pub fn value(argument: Option<std::ffi::OsString>, name: &str) -> Result<SecretValue, Failure> {
+    use std::os::unix::ffi::OsStringExt;
+    let value = match argument {
+        Some(arg) if arg != "-" => SecretValue::from_vec(arg.into_vec()),
+        _ if stdin_is_terminal() => {
+            let first = prompt_hidden(&format!("Value of {name} (hidden): "))?;
+            let second = prompt_hidden("Retype to confirm: ")?;
+            if *first != *second {
+                return Err(Failure::refused(
+                    ErrorCode::InvalidRequest,
+                    "the two values differ",
+                    "run the command again",
+                ));
+            }
+            SecretValue::from_slice(first.as_bytes())
+        }
+        _ => value_from_stdin()?,
+    };
+    if value.len() > max_value_len() {
+        return Err(too_large(value.len()));
+    }
+    Ok(value)
+}

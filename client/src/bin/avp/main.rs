@@ -1,0 +1,60 @@
+//! `avp`: the command-line client of the avp agent (contract §8). Wiring only: parse,
+//! dispatch to one module per command group, print the failure and exit with its code.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod context;
+mod dotenv;
+mod fail;
+mod generate;
+mod input;
+mod jsonfile;
+mod output;
+mod run;
+mod secrets;
+mod transfer;
+mod vault;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command};
+use context::Ctx;
+use fail::Failure;
+use std::process::ExitCode;
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Init(args) => vault::init(ctx, args),
+        Command::Unlock(args) => vault::unlock(ctx, args),
+        Command::Lock => vault::lock(ctx),
+        Command::Passwd(args) => vault::passwd(ctx, args),
+        Command::Status => vault::status(ctx),
+        Command::Discover => vault::discover(ctx),
+        Command::Set(args) => secrets::set(ctx, args),
+        Command::Get(args) => secrets::get(ctx, args),
+        Command::Ls(args) => secrets::ls(ctx, args),
+        Command::Rm(args) => secrets::rm(ctx, args),
+        Command::Rotate(args) => secrets::rotate(ctx, args),
+        Command::History(args) => secrets::history(ctx, args),
+        Command::Import(args) => transfer::import(ctx, args),
+        Command::Export(args) => transfer::export(ctx, args),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "avp", &mut out);
+            output::print(&String::from_utf8_lossy(&out))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits 2; --help and --version exit 0.
+    let cli = Cli::parse();
+    let ctx = Ctx::new(cli.global);
+    match dispatch(&ctx, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            output::print_failure(&failure, ctx.json);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `import` and `export`: bulk in and out through dotenv or JSON files.
+//!
+//! An import is checked whole before the first write: a file with any bad entry imports
+//! nothing and the error names the entry's line. When a name appears twice the later entry
+//! wins, as in a shell. Imported secrets keep their existing labels.
+//!
+//! An export file is created with mode 0600 (or truncated and set to 0600 if it exists).
+
+use crate::cli::{ExportArgs, Format, ImportArgs};
+use crate::context::Ctx;
+use crate::fail::Failure;
+use crate::output::{self, print_json};
+use crate::{dotenv, input, jsonfile};
+use avp_client::{ErrorCode, Labels, SecretName, SecretValue, StoreOptions};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Reads the whole file (or standard input for `-`) into a wiped buffer sized once.
+fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    if path == Path::new("-") {
+        return input::all_of_stdin();
+    }
+    let context = || format!("cannot read {}", path.display());
+    let mut file = fs::File::open(path).map_err(|err| Failure::io(context(), err))?;
+    let len = file
+        .metadata()
+        .map_err(|err| Failure::io(context(), err))?
+        .len();
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    // One byte more than the size, so a file that grows meanwhile is noticed, not cut.
+    let mut buf = Zeroizing::new(vec![0u8; len.saturating_add(1)]);
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            return Err(Failure::io(
+                context(),
+                std::io::Error::other("the file changed while it was read"),
+            ));
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Failure::io(context(), err)),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+fn parse(
+    bytes: &[u8],
+    format: Format,
+    path: &Path,
+) -> Result<BTreeMap<SecretName, SecretValue>, Failure> {
+    let max = input::max_value_len();
+    let (line, code, reason) = match format {
+        Format::Dotenv => match dotenv::parse(bytes, max) {
+            Ok(entries) => return Ok(entries.into_iter().map(|e| (e.name, e.value)).collect()),
+            Err(err) => (err.line, err.code, err.reason.to_owned()),
+        },
+        Format::Json => match jsonfile::parse(bytes, max) {
+            Ok(entries) => return Ok(entries.into_iter().collect()),
+            Err(err) => (err.line, err.code, err.reason),
+        },
+    };
+    Err(Failure::refused(
+        code,
+        format!("{}, line {line}: {reason}", path.display()),
+        "fix the file and import it again; nothing was imported",
+    ))
+}
+
+pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), Failure> {
+    ctx.workspace()?;
+    let bytes = read_file(&args.file)?;
+    let entries = parse(&bytes, args.format, &args.file)?;
+    drop(bytes);
+    let mut stored = Vec::with_capacity(entries.len());
+    let total = entries.len();
+    ctx.with_session(|client, session| {
+        for (name, value) in entries {
+            match client.store(session, &name, value, StoreOptions::default()) {
+                Ok(result) => stored.push((name, result)),
+                Err(err) if stored.is_empty() => return Err(Failure::Client(err)),
+                Err(err) => {
+                    let (problem, next) = err.problem_and_next_step();
+                    return Err(Failure::Refused {
+                        code: err.code().unwrap_or(ErrorCode::BackendError),
+                        problem: format!(
+                            "import stopped at `{name}` after {} of {total} secrets: {problem}",
+                            stored.len()
+                        ),
+                        next: next.unwrap_or_else(|| "fix the problem and import again".into()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if ctx.json {
+        let secrets: Vec<_> = stored
+            .iter()
+            .map(|(name, r)| json!({"name": name.as_str(), "version": r.version, "created": r.created}))
+            .collect();
+        return print_json(&json!({"imported": stored.len(), "secrets": secrets}));
+    }
+    output::print(&format!(
+        "imported {} secret(s) into workspace {}\n",
+        stored.len(),
+        ctx.workspace()?
+    ))
+}
+
+/// Creates or truncates `path` with mode 0600 (also when it already existed).
+fn create_private(path: &Path) -> Result<fs::File, Failure> {
+    let context = || format!("cannot write {}", path.display());
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| Failure::io(context(), err))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|err| Failure::io(context(), err))?;
+    Ok(file)
+}
+
+pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
+    ctx.workspace()?;
+    let entries = ctx.with_session(|client, session| {
+        let names = client.list_all(session, &Labels::empty())?;
+        let mut entries = Vec::with_capacity(names.len());
+        for meta in names {
+            let secret = client.retrieve(session, &meta.name, None)?;
+            entries.push((secret.name, secret.value));
+        }
+        Ok(entries)
+    })?;
+    let text = output::render_secret(|out| match args.format {
+        Format::Dotenv => entries
+            .iter()
+            .try_for_each(|(name, value)| dotenv::write_entry(out, name, value.expose_secret())),
+        Format::Json => jsonfile::write_all(out, &entries),
+    })?;
+    let Some(path) = &args.output else {
+        // The export itself is the output; --json adds no second document.
+        return output::write_secret(&text);
+    };
+    let mut file = create_private(path)?;
+    file.write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(|err| Failure::io(format!("cannot write {}", path.display()), err))?;
+    if ctx.json {
+        return print_json(&json!({"exported": entries.len(), "path": path.display().to_string()}));
+    }
+    output::note(&format!(
+        "exported {} secret(s) to {}",
+        entries.len(),
+        path.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Vault and agent commands: `init`, `unlock`, `lock`, `passwd`, `status`, `discover`.
+
+use crate::cli::{InitArgs, PassphraseArgs};
+use crate::context::Ctx;
+use crate::fail::Failure;
+use crate::input;
+use crate::output::{self, print_json};
+use avp_client::{DiscoverInfo, PROTOCOL_VERSION, Passphrase, StatusInfo, VaultState};
+use serde_json::json;
+
+/// Work factors below this are fine for tests but weak for a real vault.
+const WEAK_WORK_FACTOR: u8 = 15;
+
+fn passphrase(
+    args: &PassphraseArgs,
+    prompt: &str,
+    what: &str,
+    confirm: bool,
+) -> Result<Passphrase, Failure> {
+    if args.passphrase_stdin {
+        input::passphrase_from_stdin(what)
+    } else {
+        input::prompt_passphrase(prompt, confirm)
+    }
+}
+
+fn state_done(ctx: &Ctx, state: VaultState, human: &str) -> Result<(), Failure> {
+    if ctx.json {
+        print_json(&json!({"state": state.as_str()}))
+    } else {
+        output::print(&format!("{human}\n"))
+    }
+}
+
+pub fn init(ctx: &Ctx, args: InitArgs) -> Result<(), Failure> {
+    if args.work_factor < WEAK_WORK_FACTOR {
+        output::warn(&format!(
+            "work factor {} is weak: use at least {WEAK_WORK_FACTOR} for a real vault",
+            args.work_factor
+        ));
+    }
+    let mut client = ctx.connect()?;
+    let passphrase = passphrase(
+        &args.passphrase,
+        "New vault passphrase: ",
+        "passphrase",
+        true,
+    )?;
+    input::require_non_empty(&passphrase)?;
+    client.init(passphrase, Some(args.work_factor))?;
+    state_done(ctx, VaultState::Unlocked, "vault created and unlocked")
+}
+
+pub fn unlock(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
+    let mut client = ctx.connect()?;
+    let passphrase = passphrase(&args, "Vault passphrase: ", "passphrase", false)?;
+    client.unlock(passphrase)?;
+    state_done(ctx, VaultState::Unlocked, "vault unlocked")
+}
+
+pub fn lock(ctx: &Ctx) -> Result<(), Failure> {
+    ctx.connect()?.lock()?;
+    state_done(ctx, VaultState::Locked, "vault locked")
+}
+
+pub fn passwd(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
+    let mut client = ctx.connect()?;
+    let old = passphrase(&args, "Current passphrase: ", "current passphrase", false)?;
+    let new = passphrase(&args, "New passphrase: ", "new passphrase", true)?;
+    input::require_non_empty(&new)?;
+    client.change_passphrase(old, new)?;
+    if ctx.json {
+        print_json(&json!({"passphrase_changed": true}))
+    } else {
+        output::print("passphrase changed\n")
+    }
+}
+
+/// `1h 2m 3s` style, or `never`.
+fn remaining(seconds: Option<u64>) -> String {
+    seconds.map_or_else(
+        || "-".to_owned(),
+        |s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string(),
+    )
+}
+
+pub fn status(ctx: &Ctx) -> Result<(), Failure> {
+    let info: StatusInfo = ctx.connect()?.status()?;
+    let client_version = env!("CARGO_PKG_VERSION");
+    if ctx.json {
+        let h = info.hardening;
+        return print_json(&json!({
+            "state": info.state.as_str(),
+            "vault_location": info.vault_location,
+            "backend": info.backend,
+            "workspaces": info.workspaces,
+            "secrets": info.secrets,
+            "sessions": info.sessions,
+            "idle_lock_in_seconds": info.idle_lock_in_seconds,
+            "max_unlock_in_seconds": info.max_unlock_in_seconds,
+            "agent_version": info.agent_version,
+            "protocol_version": info.protocol_version,
+            "pid": info.pid,
+            "hardening": {
+                "dumpable": h.dumpable,
+                "core_limit": h.core_limit,
+                "locked_memory_bytes": h.locked_memory_bytes,
+                "memlock_limit": h.memlock_limit,
+            },
+            "client_version": client_version,
+            "client_protocol_version": PROTOCOL_VERSION,
+            "socket": ctx.socket.display().to_string(),
+        }));
+    }
+    let mut text = format!(
+        "vault:    {} ({}, {})\n",
+        info.state.as_str(),
+        info.backend,
+        info.vault_location
+    );
+    if info.state == VaultState::Unlocked {
+        text.push_str(&format!(
+            "secrets:  {} in {} workspace(s), {} session(s)\n\
+             locks in: {} idle, {} at most\n",
+            info.secrets,
+            info.workspaces,
+            info.sessions,
+            remaining(info.idle_lock_in_seconds),
+            remaining(info.max_unlock_in_seconds),
+        ));
+    }
+    text.push_str(&format!(
+        "agent:    avp-agent {} (protocol {}, pid {}) on {}\n\
+         client:   avp {client_version} (protocol {PROTOCOL_VERSION})\n",
+        info.agent_version,
+        info.protocol_version,
+        info.pid,
+        ctx.socket.display(),
+    ));
+    output::print(&text)
+}
+
+pub fn discover(ctx: &Ctx) -> Result<(), Failure> {
+    let info: DiscoverInfo = ctx.connect()?.discover()?;
+    let caps = info.capabilities;
+    let limits = info.limits;
+    if ctx.json {
+        return print_json(&json!({
+            "protocol_version": info.protocol_version,
+            "agent_version": info.agent_version,
+            "conformance": info.conformance,
+            "backend": {"name": info.backend.name, "status": info.backend.status.as_str()},
+            "capabilities": {
+                "versioning": caps.versioning,
+                "expiration": caps.expiration,
+                "rotation": caps.rotation,
+                "audit": caps.audit,
+            },
+            "auth_methods": info.auth_methods,
+            "limits": {
+                "max_secret_value_length": limits.max_secret_value_length,
+                "max_secret_name_length": limits.max_secret_name_length,
+                "max_workspace_id_length": limits.max_workspace_id_length,
+                "max_labels_per_secret": limits.max_labels_per_secret,
+                "max_label_key_length": limits.max_label_key_length,
+                "max_label_value_length": limits.max_label_value_length,
+                "max_secrets_per_workspace": limits.max_secrets_per_workspace,
+                "max_session_ttl_seconds": limits.max_session_ttl_seconds,
+                "default_session_ttl_seconds": limits.default_session_ttl_seconds,
+                "max_list_limit": limits.max_list_limit,
+                "default_list_limit": limits.default_list_limit,
+            },
+        }));
+    }
+    let flag = |on: bool| if on { "yes" } else { "no" };
+    output::print(&format!(
+        "agent:        avp-agent {} (protocol {}, conformance {})\n\
+         backend:      {} ({})\n\
+         capabilities: versioning {}, expiration {}, rotation {}, audit {}\n\
+         auth:         {}\n\
+         limits:       value {} bytes, {} labels, {} secrets per workspace, session {} s\n",
+        info.agent_version,
+        info.protocol_version,
+        info.conformance,
+        info.backend.name,
+        info.backend.status.as_str(),
+        flag(caps.versioning),
+        flag(caps.expiration),
+        flag(caps.rotation),
+        flag(caps.audit),
+        info.auth_methods.join(", "),
+        limits.max_secret_value_length,
+        limits.max_labels_per_secret,
+        limits.max_secrets_per_workspace,
+        limits.max_session_ttl_seconds,
+    ))
+}

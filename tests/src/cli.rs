@@ -1,0 +1,82 @@
+//! Helpers for the CLI tests: `avp` commands aimed at a [`TestAgent`] in a clean
+//! environment, and short-hands for the common steps.
+
+use crate::{TEST_PASSPHRASE, TestAgent, avp_bin};
+use assert_cmd::Command;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+/// An `avp` command in a clean environment: only `PATH` (so `avp run` finds programs) and
+/// `AVP_SOCK` = `socket`. It is killed after 60 s, so a hang fails the test.
+pub fn avp_at(socket: &Path) -> Command {
+    let mut command = Command::new(avp_bin());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AVP_SOCK", socket)
+        .timeout(Duration::from_secs(60));
+    command
+}
+
+/// An `avp` command talking to `agent`.
+pub fn avp(agent: &TestAgent) -> Command {
+    avp_at(&agent.socket)
+}
+
+/// Runs `avp ARGS` against `agent` with `stdin`, whatever its outcome.
+pub fn run(agent: &TestAgent, args: &[&str], stdin: &[u8]) -> Output {
+    avp(agent)
+        .args(args)
+        .write_stdin(stdin.to_vec())
+        .output()
+        .expect("run avp")
+}
+
+/// The passphrase of the test vaults as one line, for `--passphrase-stdin`.
+pub fn passphrase_line() -> Vec<u8> {
+    format!("{TEST_PASSPHRASE}\n").into_bytes()
+}
+
+/// Stores `value` under `name` in `workspace` with `avp set NAME -`, asserting success.
+pub fn set_in(agent: &TestAgent, workspace: &str, name: &str, value: &[u8]) {
+    avp(agent)
+        .args(["-w", workspace, "set", name, "-"])
+        .write_stdin(value.to_vec())
+        .assert()
+        .success();
+}
+
+/// Stores `value` under `name` in the default workspace.
+pub fn set(agent: &TestAgent, name: &str, value: &[u8]) {
+    set_in(agent, "default", name, value);
+}
+
+/// The exact bytes `avp get NAME` prints in `workspace`, asserting success.
+pub fn get_in(agent: &TestAgent, workspace: &str, name: &str) -> Vec<u8> {
+    let output = avp(agent)
+        .args(["-w", workspace, "get", name])
+        .output()
+        .expect("run avp get");
+    assert!(
+        output.status.success(),
+        "avp get {name}: {}",
+        text(&output.stderr)
+    );
+    output.stdout
+}
+
+/// The exact bytes `avp get NAME` prints in the default workspace.
+pub fn get(agent: &TestAgent, name: &str) -> Vec<u8> {
+    get_in(agent, "default", name)
+}
+
+/// Bytes as text, for messages and comparisons.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The exit code, asserting the process exited (was not killed by a signal).
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("avp exited normally")
+}

@@ -1,0 +1,177 @@
+//! `avp` on a terminal: hidden prompts (twice for a new passphrase or value) and the
+//! newline `get` adds only for a terminal. The terminal is a pseudo-terminal made by
+//! util-linux `script`, which is part of every Debian system (package bsdutils).
+
+use avp_tests::TestAgent;
+use avp_tests::cli::{avp, get, passphrase_line, set};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `avp ARGS` running on a pseudo-terminal, with what it printed so far.
+struct Terminal {
+    child: Child,
+    input: ChildStdin,
+    screen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    fn run(agent: &TestAgent, args: &str) -> Self {
+        let command_line = format!("{} {args}", avp_tests::avp_bin().display());
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AVP_SOCK", &agent.socket)
+            .env("TERM", "dumb")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run script(1)");
+        let input = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = output.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self {
+            child,
+            input,
+            screen,
+        }
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until `text` has been printed, then a moment more so the prompt has switched
+    /// echo off before anything is typed.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.screen().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "never printed {text:?}: {:?}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.input
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Waits for the exit; returns its code and the whole screen.
+    fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code().unwrap_or(-1), self.screen());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "avp did not exit: {:?}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn get_adds_a_newline_only_on_a_terminal() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "A", b"value");
+    let (code, screen) = Terminal::run(&agent, "get A").finish();
+    assert_eq!(code, 0);
+    assert_eq!(screen, "value\r\n");
+    assert_eq!(get(&agent, "A"), b"value", "no newline into a pipe");
+}
+
+#[test]
+fn init_asks_twice_without_echo() {
+    let agent = TestAgent::start();
+    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    term.wait_for("New vault passphrase: ");
+    term.type_line("MARKER-typed");
+    term.wait_for("Retype to confirm: ");
+    term.type_line("MARKER-typed");
+    let (code, screen) = term.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("vault created and unlocked"), "{screen}");
+    assert!(
+        !screen.contains("MARKER"),
+        "the passphrase was echoed: {screen}"
+    );
+    avp(&agent).arg("lock").assert().success();
+    avp(&agent)
+        .args(["unlock", "--passphrase-stdin"])
+        .write_stdin("MARKER-typed\n")
+        .assert()
+        .success();
+}
+
+#[test]
+fn init_refuses_two_different_passphrases() {
+    let agent = TestAgent::start();
+    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    term.wait_for("New vault passphrase: ");
+    term.type_line("one");
+    term.wait_for("Retype to confirm: ");
+    term.type_line("two");
+    let (code, screen) = term.finish();
+    assert_eq!(code, 1);
+    assert!(
+        screen
+            .contains("avp: the two passphrases differ (INVALID_REQUEST) — run the command again"),
+        "{screen}"
+    );
+    avp(&agent)
+        .args(["unlock", "--passphrase-stdin"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn unlock_asks_once() {
+    let agent = TestAgent::start_initialized();
+    avp(&agent).arg("lock").assert().success();
+    let mut term = Terminal::run(&agent, "unlock");
+    term.wait_for("Vault passphrase: ");
+    term.type_line(avp_tests::TEST_PASSPHRASE);
+    let (code, screen) = term.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains(avp_tests::TEST_PASSPHRASE), "{screen}");
+}
+
+#[test]
+fn set_asks_for_a_hidden_value_twice() {
+    let agent = TestAgent::start_initialized();
+    let mut term = Terminal::run(&agent, "set TOKEN");
+    term.wait_for("Value of TOKEN (hidden): ");
+    term.type_line("MARKER-token");
+    term.wait_for("Retype to confirm: ");
+    term.type_line("MARKER-token");
+    let (code, screen) = term.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("MARKER"), "the value was echoed: {screen}");
+    assert_eq!(
+        get(&agent, "TOKEN"),
+        b"MARKER-token",
+        "one line, without its newline"
+    );
+}
