@@ -39,7 +39,13 @@ pub struct Args {
     pub backend: BackendKind,
 
     /// Redis URL for `--backend redis` (redis://, rediss:// or unix://)
-    #[arg(long, value_name = "URL", env = "AVP_REDIS_URL")]
+    // `hide_env_values`: --help must not print a password taken from the environment.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AVP_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
 
     /// Most simultaneous client connections

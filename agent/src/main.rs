@@ -65,6 +65,14 @@ fn run(args: Args) -> Result<ExitCode> {
         BackendKind::Vault => BackendConfig::Vault {
             dir: paths.vault.clone(),
         },
+        #[cfg(feature = "redis")]
+        BackendKind::Redis => BackendConfig::Redis {
+            url: args.redis_url.clone().context(
+                "--backend redis needs --redis-url URL (or AVP_REDIS_URL), \
+                 e.g. redis://127.0.0.1:6379",
+            )?,
+        },
+        #[cfg(not(feature = "redis"))]
         BackendKind::Redis => anyhow::bail!("the redis backend is not built into this avp-agent"),
     };
     let backend_settings = BackendSettings {
@@ -86,7 +94,7 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let state = Arc::new(AgentState::new(key_store, Some(audit), settings));
     tracing::info!(
-        vault = %paths.vault.display(),
+        vault = %state.key_store.location(),
         audit = %paths.audit_log.display(),
         pid = std::process::id(),
         "avp-agent {} started",

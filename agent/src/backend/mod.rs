@@ -11,10 +11,13 @@
 //!
 //! Built by one factory, [`open_key_store`]. Modules: [`local`] (the shared implementation
 //! of the backends served from memory, and [`local::MemoryBackend`] for tests), [`vault`]
-//! (the age vault on disk), [`conformance`] (the reusable rule suite every backend runs).
+//! (the age vault on disk), [`redis`] (a vault shared through a Redis server; cargo feature
+//! `redis`), [`conformance`] (the reusable rule suite every backend runs).
 
 pub mod conformance;
 pub mod local;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod vault;
 
 pub use local::MemoryBackend;
@@ -211,6 +214,12 @@ pub trait KeyStore: Send + Sync {
     /// A human-readable location (directory, or a URL without credentials).
     fn location(&self) -> String;
 
+    /// Whether the storage service answered the last time it was used. Never does I/O:
+    /// DISCOVER reports it as `unavailable`. Local storage is always reachable.
+    fn is_reachable(&self) -> bool {
+        true
+    }
+
     /// Whether a vault exists here.
     fn is_initialized(&self) -> Result<bool, BackendError>;
 
@@ -239,22 +248,41 @@ pub const MIN_WORK_FACTOR: u8 = 10;
 pub const MAX_UNLOCK_WORK_FACTOR: u8 = 22;
 
 /// Which backend the agent uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     /// The age vault in a directory.
     Vault {
         /// The vault directory.
         dir: PathBuf,
     },
+    /// A vault kept in Redis.
+    #[cfg(feature = "redis")]
+    Redis {
+        /// `redis://`, `rediss://` or `unix://`; may hold a password, so never printed.
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Vault { dir } => f.debug_struct("Vault").field("dir", dir).finish(),
+            #[cfg(feature = "redis")]
+            Self::Redis { .. } => f.write_str("Redis { url: [REDACTED] }"),
+        }
+    }
 }
 
 /// The one factory: opens the key store a configuration names. For the vault this takes
-/// the directory's exclusive lock, so a second agent on the same vault fails here.
+/// the directory's exclusive lock, so a second agent on the same vault fails here; Redis is
+/// shared by design, and an unreachable Redis does not stop the agent from starting.
 pub fn open_key_store(
     config: &BackendConfig,
     settings: BackendSettings,
 ) -> Result<Box<dyn KeyStore>, BackendError> {
     match config {
         BackendConfig::Vault { dir } => Ok(Box::new(vault::VaultKeyStore::open(dir, settings)?)),
+        #[cfg(feature = "redis")]
+        BackendConfig::Redis { url } => Ok(Box::new(redis::RedisKeyStore::open(url, settings)?)),
     }
 }

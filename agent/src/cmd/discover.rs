@@ -9,7 +9,10 @@ use avp_protocol::{
 pub const AUTH_METHODS: &[&str] = &["peer_credentials"];
 
 pub fn run(state: &AgentState) -> Response {
-    let status = if state.is_unlocked() {
+    // Last known reachability (no I/O here): a Redis that is down says so.
+    let status = if !state.key_store.is_reachable() {
+        BackendStatus::Unavailable
+    } else if state.is_unlocked() {
         BackendStatus::Available
     } else {
         BackendStatus::Locked

@@ -1,0 +1,414 @@
+//! [`RedisBackend`]: the unlocked vault served from Redis. This file holds the reads and
+//! the plumbing they share with the writes (in `write.rs`): loading a secret's state,
+//! decrypting metadata through the cache, refreshing a workspace listing.
+//!
+//! Every read goes to Redis (there is no copy of the data in the agent that could be
+//! stale): RETRIEVE is one script round trip and one value decryption (the metadata
+//! decryption is memoised by exact ciphertext); LIST is one round trip asking what changed
+//! since the cached listing (usually nothing, or a few records to decrypt).
+
+use super::cache::{Cached, Changed, MetaCache, PageQuery};
+use super::conn::Redis;
+use super::keys::{self, KeyNames, SecretKeys, WorkspaceKeys};
+use super::record::{Meta, Sealer, ValueHome};
+use super::scripts::{self, Changes, Records};
+use crate::backend::{Backend, BackendError, BackendSettings, Counts};
+use avp_protocol::{
+    HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue, StoreResult,
+    Timestamp, VersionInfo, WorkspaceId,
+};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+
+/// Below this many records a snapshot is decrypted on the calling thread.
+const PARALLEL_MIN: usize = 256;
+/// Most threads used to decrypt one snapshot.
+const MAX_DECRYPT_THREADS: usize = 4;
+
+/// The Redis backend, unlocked. Dropping it wipes the private key, the naming key and the
+/// decrypted metadata.
+#[derive(Debug)]
+pub struct RedisBackend {
+    pub(super) redis: Arc<Redis>,
+    pub(super) sealer: Sealer,
+    pub(super) names: KeyNames,
+    pub(super) settings: BackendSettings,
+    pub(super) cache: MetaCache,
+    /// Writes made, to pace the search for expired secrets (see `write.rs`).
+    pub(super) writes: AtomicU64,
+}
+
+/// A secret's state as just read from Redis.
+#[derive(Debug)]
+pub(super) struct Loaded {
+    /// The current version's tag: what a compare-and-set expects.
+    pub current: String,
+    /// The decrypted metadata.
+    pub meta: Arc<Cached>,
+    /// The current value record, when asked for.
+    pub value: Option<Vec<u8>>,
+}
+
+fn inconsistent() -> BackendError {
+    BackendError::Integrity(
+        "a secret in Redis is inconsistent (its records disagree): restore Redis from a backup",
+    )
+}
+
+impl RedisBackend {
+    /// Serves the vault whose unwrapped identity this is.
+    pub fn new(
+        redis: Arc<Redis>,
+        identity: Box<age::x25519::Identity>,
+        settings: BackendSettings,
+    ) -> Result<Self, BackendError> {
+        let names = KeyNames::derive(&identity)?;
+        Ok(Self {
+            redis,
+            sealer: Sealer::new(identity),
+            names,
+            cache: MetaCache::new(2 * settings.limits.max_secrets_per_workspace as usize),
+            settings,
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn keys(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+    ) -> (WorkspaceKeys, SecretKeys) {
+        (
+            self.names.workspace(workspace),
+            self.names.secret(workspace, name),
+        )
+    }
+
+    /// Decrypts a metadata record, or reuses the decryption of identical bytes.
+    fn open_meta(
+        &self,
+        workspace: &str,
+        field: &str,
+        ciphertext: Vec<u8>,
+    ) -> Result<Arc<Cached>, BackendError> {
+        if let Some(cached) = self.cache.memo(workspace, field, &ciphertext) {
+            return Ok(cached);
+        }
+        let known = OnceLock::new();
+        let meta = self.sealer.open_meta(&ciphertext, |meta| {
+            self.names
+                .is_home(&meta.workspace, &meta.name, workspace, field, &known)
+        })?;
+        let cached = Arc::new(Cached {
+            field: field.to_owned(),
+            ciphertext,
+            meta,
+        });
+        self.cache.remember(workspace, Arc::clone(&cached));
+        Ok(cached)
+    }
+
+    /// A secret's current tag and metadata (and current value record if `with_value`), read
+    /// at one instant; `None` if it does not exist (expired ones are returned).
+    pub(super) fn load(
+        &self,
+        ws: &WorkspaceKeys,
+        secret: &SecretKeys,
+        with_value: bool,
+    ) -> Result<Option<Loaded>, BackendError> {
+        let Some(stored) = self
+            .redis
+            .run(|conn, _| scripts::read(conn, ws, secret, with_value))?
+        else {
+            return Ok(None);
+        };
+        let ciphertext = stored.meta.ok_or_else(inconsistent)?;
+        let meta = self.open_meta(&ws.tag, &secret.field, ciphertext)?;
+        if meta.meta.current().tag != stored.current {
+            return Err(inconsistent());
+        }
+        Ok(Some(Loaded {
+            current: stored.current,
+            meta,
+            value: stored.value,
+        }))
+    }
+
+    /// Runs `read` on a listing of the workspace that is current: this agent's, brought up
+    /// to date with what changed since (one round trip), or a new one.
+    pub(super) fn fresh<R>(
+        &self,
+        ws: &WorkspaceKeys,
+        read: impl Fn(&MetaCache, u64) -> Option<R>,
+    ) -> Result<R, BackendError> {
+        let mut since = self.cache.listing_position(&ws.tag);
+        // Twice at most: if a delta cannot be applied (the listing changed meanwhile in a
+        // way it does not fit), the second round asks for everything.
+        for _ in 0..2 {
+            let (position, changes) = self
+                .redis
+                .run(|conn, _| scripts::sync(conn, ws, since.as_ref()))?;
+            let generation = position.generation;
+            let current = match changes {
+                Changes::Same => true,
+                Changes::Delta(changed) => {
+                    let changed = self.open_changes(&ws.tag, changed)?;
+                    match &since {
+                        Some(from) => self.cache.apply_changes(&ws.tag, from, position, changed),
+                        None => false,
+                    }
+                }
+                Changes::Full(records) => {
+                    let (mut entries, fresh) = self.cache.reuse(&ws.tag, records);
+                    entries.extend(self.open_many(&ws.tag, fresh)?);
+                    self.cache.install(&ws.tag, position, entries);
+                    true
+                }
+            };
+            if current && let Some(result) = read(&self.cache, generation) {
+                return Ok(result);
+            }
+            since = None;
+        }
+        Err(inconsistent())
+    }
+
+    /// Decrypts the records of a delta (reusing memoised ones); deletions stay `None`.
+    fn open_changes(
+        &self,
+        workspace: &str,
+        changed: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<Changed, BackendError> {
+        changed
+            .into_iter()
+            .map(|(field, record)| {
+                let cached = match record {
+                    Some(record) => Some(self.open_meta(workspace, &field, record)?),
+                    None => None,
+                };
+                Ok((field, cached))
+            })
+            .collect()
+    }
+
+    /// Decrypts many metadata records, spread over a few threads when there are many (a
+    /// cold listing of 10,000 secrets is 10,000 X25519 operations).
+    fn open_many(
+        &self,
+        workspace: &str,
+        records: Records,
+    ) -> Result<Vec<Arc<Cached>>, BackendError> {
+        let known = OnceLock::new();
+        let open = |(field, ciphertext): (String, Vec<u8>)| {
+            let meta = self.sealer.open_meta(&ciphertext, |meta| {
+                self.names
+                    .is_home(&meta.workspace, &meta.name, workspace, &field, &known)
+            })?;
+            Ok(Arc::new(Cached {
+                field,
+                ciphertext,
+                meta,
+            }))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_DECRYPT_THREADS);
+        if records.len() < PARALLEL_MIN || threads < 2 {
+            return records.into_iter().map(open).collect();
+        }
+        let per_thread = records.len().div_ceil(threads);
+        let mut records = records.into_iter();
+        let chunks: Vec<Vec<_>> = (0..threads)
+            .map(|_| records.by_ref().take(per_thread).collect())
+            .collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(open)
+                            .collect::<Result<Vec<_>, BackendError>>()
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for worker in workers {
+                let part = worker
+                    .join()
+                    .unwrap_or(Err(BackendError::Encryption("a decryption thread failed")))?;
+                all.extend(part);
+            }
+            Ok(all)
+        })
+    }
+}
+
+impl Backend for RedisBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn store(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        value: SecretValue,
+        labels: Option<Labels>,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<StoreResult, BackendError> {
+        self.store_version(workspace, name, &value, labels, expires_at, now)
+    }
+
+    fn retrieve(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        version: Option<u32>,
+        now: Timestamp,
+    ) -> Result<Secret, BackendError> {
+        let (ws, secret) = self.keys(workspace, name);
+        let loaded = self
+            .load(&ws, &secret, true)?
+            .ok_or(BackendError::NotFound)?;
+        let meta = &loaded.meta.meta;
+        if meta.expired(now) {
+            return Err(BackendError::NotFound);
+        }
+        let current = meta.current();
+        let (found, ciphertext) = match version {
+            None => (current, loaded.value.ok_or_else(inconsistent)?),
+            Some(n) if n == current.number => (current, loaded.value.ok_or_else(inconsistent)?),
+            Some(n) => {
+                let old = meta
+                    .versions
+                    .iter()
+                    .find(|v| v.number == n)
+                    .ok_or(BackendError::NotFound)?;
+                // Gone if a write trimmed it since the state was read: not found, as if the
+                // RETRIEVE had come after that write.
+                let record = self
+                    .redis
+                    .run(|conn, _| scripts::read_version(conn, &secret, &old.tag))?
+                    .ok_or(BackendError::NotFound)?;
+                (old, record)
+            }
+        };
+        let value = self.sealer.open_value(
+            &ciphertext,
+            ValueHome {
+                workspace,
+                name,
+                version: found.number,
+                tag: &found.tag,
+            },
+        )?;
+        Ok(Secret {
+            name: name.clone(),
+            value,
+            version: found.number,
+            labels: meta.labels.clone(),
+            created_at: meta.created_at,
+            updated_at: current.created_at,
+            expires_at: meta.expires_at,
+        })
+    }
+
+    fn delete(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        now: Timestamp,
+    ) -> Result<bool, BackendError> {
+        self.delete_secret(workspace, name, now)
+    }
+
+    fn list(
+        &self,
+        workspace: &WorkspaceId,
+        label_filter: &Labels,
+        after: Option<&SecretName>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ListPage, BackendError> {
+        let ws = self.names.workspace(workspace);
+        let query = PageQuery {
+            filter: label_filter,
+            after,
+            limit,
+            now,
+        };
+        self.fresh(&ws, |cache, generation| {
+            cache.page(&ws.tag, generation, &query)
+        })
+    }
+
+    fn rotate(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        value: SecretValue,
+        now: Timestamp,
+    ) -> Result<RotateResult, BackendError> {
+        self.rotate_version(workspace, name, &value, now)
+    }
+
+    fn history(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        now: Timestamp,
+    ) -> Result<HistoryResult, BackendError> {
+        let (ws, secret) = self.keys(workspace, name);
+        let loaded = self
+            .load(&ws, &secret, false)?
+            .ok_or(BackendError::NotFound)?;
+        let meta: &Meta = &loaded.meta.meta;
+        if meta.expired(now) {
+            return Err(BackendError::NotFound);
+        }
+        Ok(HistoryResult {
+            name: name.clone(),
+            versions: meta
+                .versions
+                .iter()
+                .map(|v| VersionInfo {
+                    version: v.number,
+                    created_at: v.created_at,
+                })
+                .collect(),
+        })
+    }
+
+    fn counts(&self, now: Timestamp) -> Counts {
+        let mut counts = Counts::default();
+        let tags = match self.redis.run(|conn, _| scripts::workspaces(conn)) {
+            Ok(tags) => tags,
+            Err(err) => {
+                tracing::warn!(%err, "cannot count secrets in Redis");
+                return counts;
+            }
+        };
+        for ws in tags.iter().filter_map(|tag| keys::workspace_from_tag(tag)) {
+            match self.fresh(&ws, |cache, generation| {
+                cache.live_count(&ws.tag, generation, now)
+            }) {
+                Ok(0) => {}
+                Ok(live) => {
+                    counts.workspaces += 1;
+                    counts.secrets += live;
+                }
+                Err(err) => tracing::warn!(%err, "cannot count the secrets of a workspace"),
+            }
+        }
+        counts
+    }
+
+    fn reads_are_local(&self) -> bool {
+        // Every read is a round trip to Redis: serve it on a blocking thread.
+        false
+    }
+}

@@ -1,0 +1,82 @@
+//! The `avp` CLI, unchanged, on Redis-backed agents: `avp init` through one agent, `avp
+//! unlock` through another (two "machines" sharing one Redis), then set / get / ls / rm
+//! across them, and the errors a user sees when Redis is down.
+
+use avp_tests::cli::{avp, code, get, passphrase_line, run, set, text};
+use avp_tests::redis::{RedisServer, agent_args};
+use avp_tests::{AgentOptions, TestAgent};
+
+fn agent_on(server: &RedisServer) -> TestAgent {
+    TestAgent::start_with(AgentOptions {
+        args: agent_args(&server.url()),
+        ..AgentOptions::default()
+    })
+}
+
+#[test]
+fn init_set_get_ls_rm_across_two_agents() {
+    let mut server = RedisServer::start_tcp();
+    let machine_a = agent_on(&server);
+    let machine_b = agent_on(&server);
+    avp(&machine_a)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success()
+        .stdout("vault created and unlocked\n");
+    let status = text(&run(&machine_b, &["status"], b"").stdout);
+    let expected = format!("vault:    locked (redis, {})", server.url());
+    assert!(status.starts_with(&expected), "{status}");
+    avp(&machine_b)
+        .args(["unlock", "--passphrase-stdin"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success()
+        .stdout("vault unlocked\n");
+
+    set(&machine_a, "DATABASE_URL", b"postgres://db/prod");
+    avp(&machine_b)
+        .args(["set", "API_KEY", "-", "--label", "env=prod"])
+        .write_stdin(b"\x00binary\xff".to_vec())
+        .assert()
+        .success();
+    assert_eq!(get(&machine_b, "DATABASE_URL"), b"postgres://db/prod");
+    assert_eq!(get(&machine_a, "API_KEY"), b"\x00binary\xff");
+
+    let listed = run(&machine_a, &["ls"], b"");
+    assert_eq!(code(&listed), 0, "{}", text(&listed.stderr));
+    let names: Vec<String> = text(&listed.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["API_KEY", "DATABASE_URL"]);
+    let prod = text(&run(&machine_b, &["ls", "--label", "env=prod"], b"").stdout);
+    assert!(
+        prod.contains("API_KEY") && !prod.contains("DATABASE_URL"),
+        "{prod}"
+    );
+
+    avp(&machine_b)
+        .args(["rm", "API_KEY"])
+        .assert()
+        .success()
+        .stdout("deleted API_KEY from workspace default\n");
+    let gone = run(&machine_a, &["get", "API_KEY"], b"");
+    assert_eq!(code(&gone), 1);
+    assert!(
+        text(&gone.stderr).contains("SECRET_NOT_FOUND"),
+        "{}",
+        text(&gone.stderr)
+    );
+
+    // Redis down: the CLI reports the agent's refusal with the AVP code and the reason.
+    server.kill();
+    let down = run(&machine_a, &["get", "DATABASE_URL"], b"");
+    assert_eq!(code(&down), 1);
+    let stderr = text(&down.stderr);
+    assert!(stderr.contains("BACKEND_UNAVAILABLE"), "{stderr}");
+    assert!(stderr.contains("is it running?"), "{stderr}");
+    server.restart();
+    assert_eq!(get(&machine_a, "DATABASE_URL"), b"postgres://db/prod");
+}
