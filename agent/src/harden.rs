@@ -17,6 +17,18 @@
 //!   every heap block when it is freed or moved, so no copy outlives its owner in the heap.
 //! - **Files created by the agent** (socket, vault, audit log) must not be readable by other
 //!   users even for an instant: the umask is set to 077 before anything is created.
+//! - **Resident memory must follow what the agent holds**, or the frame budget would bound
+//!   live buffers but not the process: glibc raises its mmap threshold after a large block
+//!   is freed, so later 1 MiB frames come from per-thread heap arenas that keep the pages
+//!   after the free (the reliability suite saw 64 MiB of budgeted frames cost 100 MiB of
+//!   RSS). The threshold is pinned at 128 KiB: large buffers are mapped for themselves and
+//!   unmapped — wiped — when freed.
+//! - **A file-size limit** (`RLIMIT_FSIZE`, e.g. set by a service manager) must not kill
+//!   the agent: a write past it raises `SIGXFSZ`, whose default action terminates the process
+//!   in the middle of a request. The signal gets a handler that does nothing, so the write
+//!   fails with `EFBIG`, the request answers `BACKEND_ERROR` with nothing acknowledged, and
+//!   everything already unlocked keeps being served. (A handler, not `SIG_IGN`: an ignored
+//!   signal would stay ignored in the `-- CMD` child, a handled one is reset by `exec`.)
 //!
 //! What it does not protect against: root, the kernel, or code running as this user before
 //! the agent started (e.g. an `LD_PRELOAD` in the service environment).
@@ -45,6 +57,39 @@ pub fn harden_process() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot clear the dumpable flag: {e}"))?;
     // Threat: a socket, vault or audit file readable by others between create and chmod.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    ignore_file_size_signal()?;
+    pin_mmap_threshold();
+    Ok(())
+}
+
+/// Large allocations always get their own mapping, returned to the kernel when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_mmap_threshold() {
+    // SAFETY: `mallopt` only changes allocator tuning; called before any other thread
+    // exists, with a parameter and value glibc documents.
+    let ok = unsafe { nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 << 10) };
+    if ok != 1 {
+        tracing::debug!("mallopt(M_MMAP_THRESHOLD) refused");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn pin_mmap_threshold() {}
+
+/// Catches `SIGXFSZ` with a handler that does nothing, so exceeding `RLIMIT_FSIZE` is an
+/// `EFBIG` error, not death.
+fn ignore_file_size_signal() -> anyhow::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    extern "C" fn nothing(_: nix::libc::c_int) {}
+    let action = SigAction::new(
+        SigHandler::Handler(nothing),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler touches nothing at all, so it is async-signal-safe; it is
+    // installed before any other thread exists.
+    unsafe { sigaction(Signal::SIGXFSZ, &action) }
+        .map_err(|e| anyhow::anyhow!("cannot catch SIGXFSZ: {e}"))?;
     Ok(())
 }
 

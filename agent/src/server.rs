@@ -83,7 +83,7 @@ impl Registry {
 
     /// Registers a new connection if there is room, evicting the longest-idle connection
     /// when at `cap`. `None`: at the cap with nobody idle.
-    fn admit(self: &Arc<Self>, cap: usize) -> Option<Registration> {
+    pub fn admit(self: &Arc<Self>, cap: usize) -> Option<Registration> {
         let mut connections = guard(&self.connections);
         if connections.len() >= cap {
             let oldest_idle = connections

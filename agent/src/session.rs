@@ -5,10 +5,16 @@
 //! terminated ones answer `SESSION_TERMINATED` for as long as they would have lived, expired
 //! ones answer `SESSION_EXPIRED` for [`EXPIRED_MEMORY`] more. The table is bounded: when full,
 //! remembered dead sessions go first, then the live session that expires soonest.
+//!
+//! Eviction is indexed: two ordered maps keyed by expiry hold the ended and the running
+//! sessions, so making room costs O(log n). A scan of the whole table per AUTHENTICATE would
+//! let any client of the user make every session check wait behind 10,000-entry scans just
+//! by opening sessions it never uses (the reliability suite measured that: the first 10,000
+//! sessions in 3 s, the next 20,000 in 50 s).
 
 use crate::timer::BootInstant;
 use avp_protocol::{ErrorCode, Limits, SessionId, SessionInfo, Timestamp, WorkspaceId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// How long an expired session is remembered as expired rather than unknown.
@@ -23,6 +29,8 @@ struct Entry {
     uid: u32,
     expires: BootInstant,
     terminated: bool,
+    /// Order of opening: with `expires`, the entry's key in the eviction indexes.
+    seq: u64,
 }
 
 impl Entry {
@@ -32,11 +40,25 @@ impl Entry {
 
     /// After this, the entry can be forgotten.
     fn forget_after(&self) -> BootInstant {
-        if self.terminated {
-            self.expires
-        } else {
-            self.expires.plus(EXPIRED_MEMORY)
-        }
+        forget_after(self.expires, self.terminated)
+    }
+
+    /// Its key in [`SessionTable::ended`] or [`SessionTable::running`].
+    fn key(&self) -> IndexKey {
+        (self.expires, self.seq)
+    }
+}
+
+/// Expiry, then order of opening.
+type IndexKey = (BootInstant, u64);
+
+/// When an entry can be forgotten: a terminated one once it would have expired, an
+/// expired one [`EXPIRED_MEMORY`] later.
+fn forget_after(expires: BootInstant, terminated: bool) -> BootInstant {
+    if terminated {
+        expires
+    } else {
+        expires.plus(EXPIRED_MEMORY)
     }
 }
 
@@ -82,6 +104,11 @@ impl SessionError {
 #[derive(Debug)]
 pub struct SessionTable {
     entries: HashMap<SessionId, Entry>,
+    /// Terminated sessions (dead), by expiry. Every entry is in exactly one index.
+    ended: BTreeMap<IndexKey, SessionId>,
+    /// Sessions not terminated (live, or expired and remembered as such), by expiry.
+    running: BTreeMap<IndexKey, SessionId>,
+    next_seq: u64,
     capacity: usize,
     limits: Limits,
 }
@@ -91,6 +118,9 @@ impl SessionTable {
     pub fn new(capacity: usize, limits: Limits) -> Self {
         Self {
             entries: HashMap::new(),
+            ended: BTreeMap::new(),
+            running: BTreeMap::new(),
+            next_seq: 0,
             capacity: capacity.max(1),
             limits,
         }
@@ -117,15 +147,16 @@ impl SessionTable {
         let ttl = self.granted_ttl(ttl_seconds);
         let id = SessionId::generate()?;
         self.make_room(now);
-        self.entries.insert(
-            id.clone(),
-            Entry {
-                workspace: workspace.clone(),
-                uid,
-                expires: now.plus(Duration::from_secs(ttl)),
-                terminated: false,
-            },
-        );
+        let entry = Entry {
+            workspace: workspace.clone(),
+            uid,
+            expires: now.plus(Duration::from_secs(ttl)),
+            terminated: false,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.running.insert(entry.key(), id.clone());
+        self.entries.insert(id.clone(), entry);
         Ok(SessionInfo {
             session: id,
             workspace,
@@ -138,18 +169,43 @@ impl SessionTable {
         if self.entries.len() < self.capacity {
             return;
         }
-        self.entries.retain(|_, e| now < e.forget_after());
+        // Forget what no longer needs remembering: the front of each index.
+        self.forget_while(|(expires, _)| forget_after(expires, true) <= now, true);
+        self.forget_while(|(expires, _)| forget_after(expires, false) <= now, false);
         while self.entries.len() >= self.capacity {
-            // Dead entries first, then the live one that would expire soonest.
-            let victim = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| (e.live(now), e.expires))
-                .map(|(id, _)| id.clone());
-            match victim {
-                Some(id) => self.entries.remove(&id),
-                None => break,
+            // Dead entries first (terminated, or expired), soonest expiry first; then the
+            // live one that would expire soonest.
+            let ended = self.ended.first_key_value().map(|(key, _)| *key);
+            let running = self.running.first_key_value().map(|(key, _)| *key);
+            let from_ended = match (ended, running) {
+                (Some(e), Some(r)) => r.0 > now || e <= r,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
             };
+            self.evict_first(from_ended);
+        }
+    }
+
+    /// Evicts the first entries of one index while `forgettable` holds for them.
+    fn forget_while(&mut self, forgettable: impl Fn(IndexKey) -> bool, ended: bool) {
+        loop {
+            let index = if ended { &self.ended } else { &self.running };
+            match index.first_key_value() {
+                Some((key, _)) if forgettable(*key) => self.evict_first(ended),
+                _ => return,
+            }
+        }
+    }
+
+    fn evict_first(&mut self, ended: bool) {
+        let index = if ended {
+            &mut self.ended
+        } else {
+            &mut self.running
+        };
+        if let Some((_, id)) = index.pop_first() {
+            self.entries.remove(&id);
         }
     }
 
@@ -184,6 +240,9 @@ impl SessionTable {
         self.check(id, uid, now)?;
         if let Some(entry) = self.entries.get_mut(id) {
             entry.terminated = true;
+            if let Some(id) = self.running.remove(&entry.key()) {
+                self.ended.insert(entry.key(), id);
+            }
         }
         Ok(())
     }
@@ -193,6 +252,7 @@ impl SessionTable {
         for entry in self.entries.values_mut() {
             entry.terminated = true;
         }
+        self.ended.append(&mut self.running);
     }
 
     /// Sessions that still work.
@@ -316,5 +376,55 @@ mod tests {
         );
         assert!(t.check(&long[4].session, 1, at(1)).is_ok());
         assert_eq!(t.live(at(1)), 3);
+    }
+
+    #[test]
+    fn dead_sessions_are_evicted_before_live_ones() {
+        let mut t = SessionTable::new(3, Limits::AVP);
+        let open = |t: &mut SessionTable, ttl| {
+            t.open(ws("w"), 1, Some(ttl), at(0), Timestamp::from_unix(0))
+                .unwrap()
+                .session
+        };
+        let soon = open(&mut t, 50);
+        let ended = open(&mut t, 500);
+        let expired = open(&mut t, 10);
+        t.terminate(&ended, 1, at(1)).unwrap();
+        // At 20 s: `expired` (dead, expiry 10) goes before `ended` (dead, expiry 500), and
+        // both before `soon` (live).
+        t.open(ws("w"), 1, None, at(20), Timestamp::from_unix(0))
+            .unwrap();
+        assert_eq!(t.check(&expired, 1, at(20)), Err(SessionError::NotFound));
+        assert_eq!(t.check(&ended, 1, at(20)), Err(SessionError::Terminated));
+        t.open(ws("w"), 1, None, at(20), Timestamp::from_unix(0))
+            .unwrap();
+        assert_eq!(t.check(&ended, 1, at(20)), Err(SessionError::NotFound));
+        assert!(t.check(&soon, 1, at(20)).is_ok());
+        t.terminate_all();
+        let fresh = t
+            .open(ws("w"), 1, None, at(30), Timestamp::from_unix(0))
+            .unwrap();
+        assert_eq!(t.len(), 3);
+        assert!(t.check(&fresh.session, 1, at(30)).is_ok());
+    }
+
+    #[test]
+    fn opening_sessions_at_capacity_stays_cheap() {
+        let mut t = SessionTable::new(2_000, Limits::AVP);
+        let started = std::time::Instant::now();
+        for i in 0..40_000u64 {
+            t.open(
+                ws("w"),
+                1,
+                Some(100 + i % 7),
+                at(i / 100),
+                Timestamp::from_unix(0),
+            )
+            .unwrap();
+        }
+        assert_eq!(t.len(), 2_000);
+        assert_eq!(t.ended.len() + t.running.len(), t.entries.len());
+        // A scan per open would be 40,000 × 2,000 entry visits: seconds, even optimised.
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
     }
 }

@@ -7,6 +7,9 @@
 
 pub mod cli;
 pub mod raw;
+pub mod redis;
+pub mod rng;
+pub mod sys;
 pub mod wire;
 
 use avp_protocol::frame;

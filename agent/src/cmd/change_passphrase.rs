@@ -1,7 +1,7 @@
 //! CHANGE_PASSPHRASE: re-wrap the vault identity; the records are untouched.
 
 use super::blocking;
-use super::unlock::{note_attempt, wait_for_turn};
+use super::unlock::{note_attempt, take_turn};
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use avp_protocol::{ErrorCode, Passphrase, Response};
@@ -13,8 +13,8 @@ pub async fn run(state: &AgentState, old: Passphrase, new: Passphrase) -> Outcom
             "the new passphrase must not be empty",
         ));
     }
-    wait_for_turn(state).await;
-    let _single_flight = state.unlock_gate.lock().await;
+    // The old passphrase is checked like an unlock's: throttled the same way.
+    let _single_flight = take_turn(state, false).await;
     let result = blocking(|| state.key_store.change_passphrase(&old, &new));
     note_attempt(state, &result);
     result?;

@@ -2,8 +2,14 @@
 //!
 //! Single-flight: concurrent unlocks queue on the gate and the later ones find the vault
 //! already open. Wrong passphrases are throttled: after the n-th consecutive failure, the
-//! next attempt may only start after `state::backoff(n)` (at most 10 s). The wait happens
-//! before the gate is taken, so a queue of wrong guesses cannot hold a right one for ever.
+//! next attempt may only start after `state::backoff(n)` (at most 10 s).
+//!
+//! The wait happens *while holding* the gate, so the backoff spaces every attempt, however
+//! many connections send them: waiting before taking the gate let all the guesses queued
+//! during one backoff period through back to back (the reliability suite measured five
+//! concurrent wrong guesses answered in milliseconds instead of 1.5 s). The gate is a fair
+//! (FIFO) lock, so a right passphrase is not starved: it waits for the attempts queued
+//! before it — one, when a single client guesses in a loop — plus its own backoff.
 
 use super::blocking;
 use crate::backend::BackendError;
@@ -11,8 +17,23 @@ use crate::error::Outcome;
 use crate::state::{AgentState, guard};
 use avp_protocol::{Passphrase, Response};
 
+/// Takes the single-flight gate, in arrival order, then waits out the wrong-passphrase
+/// backoff with it held. `skip_if_unlocked`: return at once (without the wait) if the vault
+/// turned out to be open meanwhile — `None` then.
+pub async fn take_turn(
+    state: &AgentState,
+    skip_if_unlocked: bool,
+) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    let gate = state.unlock_gate.lock().await;
+    if skip_if_unlocked && state.is_unlocked() {
+        return None;
+    }
+    wait_for_turn(state).await;
+    Some(gate)
+}
+
 /// Waits out the wrong-passphrase backoff, if any.
-pub async fn wait_for_turn(state: &AgentState) {
+async fn wait_for_turn(state: &AgentState) {
     loop {
         let not_before = guard(&state.throttle).not_before();
         match not_before {
@@ -41,11 +62,9 @@ pub async fn run(state: &AgentState, passphrase: Passphrase) -> Outcome {
     if state.is_unlocked() {
         return Ok(Response::Unlocked);
     }
-    wait_for_turn(state).await;
-    let _single_flight = state.unlock_gate.lock().await;
-    if state.is_unlocked() {
+    let Some(_single_flight) = take_turn(state, true).await else {
         return Ok(Response::Unlocked);
-    }
+    };
     state.previous_backend_gone().await;
     let result = blocking(|| state.key_store.unlock(&passphrase));
     note_attempt(state, &result);

@@ -10,11 +10,16 @@
 //!
 //! An append is one `pwrite` at the end of the valid prefix followed by `fdatasync`; it is
 //! acknowledged only after both succeed.
+//!
+//! Opening a journal for an unlock needs no write access: on a read-only vault (a read-only
+//! mount, an immutable directory, a backup copy) the vault unlocks and serves reads, and
+//! only writes fail — until the file can be opened for writing again, which every append
+//! retries.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Bytes of an entry header.
 pub const HEADER_LEN: usize = 8;
@@ -89,10 +94,24 @@ fn scan_bytes(bytes: &[u8]) -> Result<Scan, ScanError> {
     Ok(scan)
 }
 
+fn open_for_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// Write access refused: a read-only mount, an immutable file, missing permission.
+fn is_read_only(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(nix::libc::EROFS | nix::libc::EACCES | nix::libc::EPERM)
+    )
+}
+
 /// The open journal of an unlocked vault.
 #[derive(Debug)]
 pub struct Journal {
-    file: File,
+    path: PathBuf,
+    /// Open for writing; `None` while the file could not be opened for writing.
+    file: Option<File>,
     /// Where the next entry goes; everything before it is whole entries.
     valid_len: u64,
     /// Entries in the file.
@@ -114,17 +133,28 @@ impl Journal {
             .open(path)?;
         file.sync_all()?;
         Ok(Self {
-            file,
+            path: path.to_path_buf(),
+            file: Some(file),
             valid_len: 0,
             entries: 0,
             dirty_tail: false,
         })
     }
 
-    /// Opens a scanned journal for appending. Nothing is written until the first append.
+    /// Opens a scanned journal for appending. Nothing is written until the first append. A
+    /// journal that cannot be opened for writing (read-only) is opened anyway: appends fail
+    /// until it can.
     pub fn open(path: &Path, scan: &Scan) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = match open_for_append(path) {
+            Ok(file) => Some(file),
+            Err(err) if is_read_only(&err) => {
+                tracing::warn!(%err, "the vault is read-only: reads are served, writes will fail");
+                None
+            }
+            Err(err) => return Err(err),
+        };
         Ok(Self {
+            path: path.to_path_buf(),
             file,
             valid_len: scan.valid_len,
             entries: scan.entries.len() as u64,
@@ -139,30 +169,41 @@ impl Journal {
             .ok()
             .filter(|&len| len as usize <= MAX_ENTRY_LEN)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry too large"))?;
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => open_for_append(&self.path)?,
+        };
+        let file = self.file.insert(file);
         if self.dirty_tail {
-            self.file.set_len(self.valid_len)?;
+            file.set_len(self.valid_len)?;
             self.dirty_tail = false;
         }
-        let result = self.write_entry(len, body);
-        if result.is_err() {
-            self.dirty_tail = true;
-            // Best effort now; retried before the next append.
-            if self.file.set_len(self.valid_len).is_ok() {
-                self.dirty_tail = false;
+        let result = Self::write_entry(file, self.valid_len, len, body);
+        match result {
+            Ok(written) => {
+                self.valid_len += written;
+                self.entries += 1;
+                Ok(())
+            }
+            Err(err) => {
+                self.dirty_tail = true;
+                // Best effort now; retried before the next append.
+                if file.set_len(self.valid_len).is_ok() {
+                    self.dirty_tail = false;
+                }
+                Err(err)
             }
         }
-        result
     }
 
-    fn write_entry(&mut self, len: u32, body: &[u8]) -> io::Result<()> {
+    /// Writes one entry at `at` and syncs it; returns its length on disk.
+    fn write_entry(file: &File, at: u64, len: u32, body: &[u8]) -> io::Result<u64> {
         let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
         frame.extend_from_slice(&header(len));
         frame.extend_from_slice(body);
-        self.file.write_all_at(&frame, self.valid_len)?;
-        self.file.sync_data()?;
-        self.valid_len += frame.len() as u64;
-        self.entries += 1;
-        Ok(())
+        file.write_all_at(&frame, at)?;
+        file.sync_data()?;
+        Ok(frame.len() as u64)
     }
 
     /// Entries in the journal.

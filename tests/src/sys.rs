@@ -1,0 +1,104 @@
+//! What the reliability tests observe of the agent process from outside, through `/proc`:
+//! resident memory, open descriptors, and a scan of its memory for a marker. The tests run
+//! as root (in CI too), which is what reading a non-dumpable process's memory takes.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+
+/// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM`, `VmLck`), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Resident memory of `pid`, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS").expect("VmRSS of the agent")
+}
+
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the agent's fd directory")
+        .count()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Where `needle` occurs in `pid`'s memory: one line per hit naming the mapping (address
+/// range, permissions, path). Every readable mapping of `/proc/<pid>/maps` is read through
+/// `/proc/<pid>/mem`; mappings the kernel refuses to read (`[vvar]`…) are skipped.
+pub fn scan_memory(pid: u32, needle: &[u8]) -> Vec<String> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).expect("open /proc/<pid>/mem");
+    let mut hits = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        let mut region = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_err() {
+            continue;
+        }
+        // A short or failed read (a guard page, `[vvar]`) leaves the rest zero.
+        let mut filled = 0;
+        while filled < region.len() {
+            match mem.read(&mut region[filled..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => filled += n,
+            }
+        }
+        let count = region[..filled]
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count();
+        if count > 0 {
+            hits.push(format!("{count}× in {line}"));
+        }
+    }
+    hits
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (children inherit it), so
+/// a test can hold a thousand sockets.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    hard
+}
+
+/// Fails with a clear message unless the test runs as root (as on the CI machine): switching
+/// uid, mounting, `chattr` and reading a non-dumpable process's memory all take it.
+pub fn require_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root (as CI does): {why}"
+    );
+}
