@@ -1,10 +1,14 @@
 //! The audit log: one JSON line per access decision (time, operation, workspace, name,
 //! outcome code, peer uid, pid and executable) — never a value or a passphrase.
 //!
-//! Each line is appended with a single `write(2)` on an `O_APPEND` descriptor, from the task
-//! that made the decision. That costs a copy into the page cache (a few µs, no disk wait)
-//! instead of waking a writer thread for every request, keeps lines from interleaving
-//! (one append each), and leaves nothing buffered in the agent to lose if it is killed.
+//! Lines are appended to an in-memory buffer by the thread that made the decision and
+//! written to the file by a flusher thread at most [`FLUSH_DELAY`] later, in one `write(2)`
+//! per batch on an `O_APPEND` descriptor. Writing each line from the request path cost
+//! about 2 µs of a 12 µs RETRIEVE round trip (an ext4 append updates the inode's times
+//! under its journal); waking a writer thread per line cost more. The flusher sleeps while
+//! there is nothing to write, so an idle agent does not wake up for it. Dropping the log
+//! (agent shutdown) writes what is left. A `SIGKILL` can lose the last 50 ms of lines; the
+//! file is only as tamper-proof as the user's own files anyway (the same uid can edit it).
 //! The file is created 0600.
 
 use avp_protocol::{ErrorCode, SecretName, WorkspaceId};
@@ -13,8 +17,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// How long a line may wait in memory before it is written.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(50);
 
 /// Who is on the other end of a connection, from `SO_PEERCRED` and `/proc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +56,26 @@ pub struct Event<'a> {
     pub exe: Option<String>,
 }
 
-/// The audit log.
+/// Lines waiting for the flusher, and whether the log is closing.
+#[derive(Debug, Default)]
+struct Pending {
+    lines: Vec<u8>,
+    closing: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Signalled when the first line lands in an empty buffer, and at close.
+    wake: Condvar,
+}
+
+/// The audit log. Dropping it writes every pending line and closes the file.
 #[derive(Debug)]
 pub struct Audit {
-    file: File,
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
     path: PathBuf,
-    /// Set after the first failed write, so a full disk is reported once, not per request.
-    failing: AtomicBool,
 }
 
 fn rfc3339_now() -> String {
@@ -77,10 +98,15 @@ impl Audit {
             .append(true)
             .mode(0o600)
             .open(path)?;
+        let shared = Arc::new(Shared::default());
+        let flushing = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("avp-audit".into())
+            .spawn(move || flush_lines(file, &flushing))?;
         Ok(Self {
-            file,
+            shared,
+            flusher: Some(flusher),
             path: path.to_path_buf(),
-            failing: AtomicBool::new(false),
         })
     }
 
@@ -108,21 +134,65 @@ impl Audit {
             pid: peer.pid,
             exe: peer.exe.as_ref().map(|p| p.display().to_string()),
         };
-        let Ok(mut line) = serde_json::to_vec(&event) else {
-            return;
-        };
-        line.push(b'\n');
-        match (&self.file).write_all(&line) {
-            Ok(()) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
+        let mut pending = crate::state::guard(&self.shared.pending);
+        let was_empty = pending.lines.is_empty();
+        if serde_json::to_writer(&mut pending.lines, &event).is_ok() {
+            pending.lines.push(b'\n');
+        }
+        drop(pending);
+        if was_empty {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+/// The flusher: waits for a first line, lets more gather for [`FLUSH_DELAY`], writes them
+/// all in one append.
+fn flush_lines(mut file: File, shared: &Shared) {
+    let mut failing = false;
+    loop {
+        let mut pending = crate::state::guard(&shared.pending);
+        while pending.lines.is_empty() && !pending.closing {
+            pending = shared
+                .wake
+                .wait(pending)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let closing = pending.closing;
+        if !closing {
+            drop(pending);
+            std::thread::sleep(FLUSH_DELAY);
+            pending = crate::state::guard(&shared.pending);
+        }
+        let batch = std::mem::take(&mut pending.lines);
+        let closing = closing || pending.closing;
+        drop(pending);
+        if !batch.is_empty() {
+            match file.write_all(&batch) {
+                Ok(()) if failing => {
+                    failing = false;
                     tracing::info!("the audit log is being written again");
                 }
-            }
-            Err(err) => {
-                if !self.failing.swap(true, Ordering::Relaxed) {
+                Ok(()) => {}
+                Err(err) if !failing => {
+                    failing = true;
                     tracing::error!(%err, "cannot write the audit log; audit records are being lost");
                 }
+                Err(_) => {}
             }
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        crate::state::guard(&self.shared.pending).closing = true;
+        self.shared.wake.notify_one();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
         }
     }
 }

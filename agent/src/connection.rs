@@ -1,22 +1,30 @@
-//! One client connection: `Hello`, then read → dispatch → write until the client leaves.
+//! One client connection, on its own thread: `Hello`, then read → dispatch → write until
+//! the client leaves.
 //!
-//! Every wait on the peer races shutdown, eviction and a timeout: a connection waiting for
-//! its next request may idle for `connection_idle_timeout`; once the first byte of a frame
-//! has arrived, the whole frame must arrive within `frame_timeout` (a slow-loris client
-//! cannot hold a slot), and an answer must be taken within the same time. A frame's buffer is
-//! only allocated after its length passed the 1 MiB limit *and*, for a frame over
-//! [`UNBUDGETED_FRAME`], a share of the agent-wide frame memory budget was granted, so a
-//! thousand clients announcing big frames cannot make the agent allocate a gigabyte. Small
-//! frames — nearly every request, `Hello` included — never wait for the budget: they are
-//! bounded by the connection cap instead, and queueing them behind big frames would let a
-//! few clients announcing 1 MiB frames stall every other client until the frame timeout cut
-//! them off (the reliability suite found exactly that).
+//! Why a thread per connection and blocking reads: a RETRIEVE is a few microseconds of
+//! work, so the cost of a round trip is the system calls and wake-ups around it. A blocked
+//! `read` woken by the kernel is the least there is (it is what the benchmark's floor, a
+//! bare echo server, does); an event loop adds a readiness wait, a `read` that finds
+//! nothing, and often a hand-off between threads, per request. The connection cap (256 by
+//! default) bounds the threads, each with a small stack.
+//!
+//! Every wait on the peer is bounded. Waiting for the next request may last
+//! `connection_idle_timeout`; once the first byte of a frame has arrived, the whole frame
+//! must arrive within `frame_timeout` (a slow-loris client cannot hold a slot), and an
+//! answer must be taken within the same time. Eviction and shutdown reach a blocked read
+//! by shutting the socket down (see `server`). A frame's buffer is allocated only after
+//! its length passed the 1 MiB limit *and*, for a frame over [`UNBUDGETED_FRAME`], a share
+//! of the agent-wide frame memory budget was granted, so a thousand clients announcing big
+//! frames cannot make the agent allocate a gigabyte. Small frames — nearly every request,
+//! `Hello` included — never wait for the budget: they are bounded by the connection cap,
+//! and queueing them behind big frames would let a few clients announcing 1 MiB frames
+//! stall every other client until the frame timeout cut them off.
 //!
 //! Requests are read straight from the socket into their zeroizing frame buffer, never
 //! through a buffered reader: a reader's buffer lives as long as the connection and keeps
 //! the bytes of the last request that filled it — a secret value or a passphrase, still in
 //! memory after LOCK for as long as the client keeps the connection open (the reliability
-//! suite's memory scan found exactly that). Two reads per frame cost nothing next to that.
+//! suite's memory scan found exactly that).
 //!
 //! Bad input closes this connection only: an oversized or undecodable frame is answered
 //! with `PROTOCOL_ERROR` first; a frame with a rejected field (an invalid name…) is answered
@@ -27,34 +35,49 @@ use crate::server::Registration;
 use crate::state::AgentState;
 use avp_protocol::frame::{self, FrameBuf, FrameError, HEADER_LEN};
 use avp_protocol::{ErrorCode, ErrorResponse, PROTOCOL_VERSION, Request, Response};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
-use tokio::sync::watch;
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// Bytes of frame memory one budget permit stands for.
+/// Bytes of frame memory one budget unit stands for.
 pub const BUDGET_UNIT: usize = 4096;
 
 /// Frames up to this size are read without a share of the frame budget: at most one per
 /// connection exists at a time, so `max_connections` × 16 KiB (4 MiB at the default cap).
 pub const UNBUDGETED_FRAME: usize = 16 << 10;
 
-/// Everything a connection task needs.
+/// Everything a connection thread needs.
 #[derive(Debug)]
 pub struct Connection {
     /// The shared agent state.
     pub state: Arc<AgentState>,
     /// Who is calling.
     pub peer: Peer,
-    /// Its place in the connection registry (for the cap and eviction).
+    /// Its place in the connection registry (for the cap, eviction and shutdown).
     pub registration: Registration,
-    /// Turns true when the agent shuts down.
-    pub shutdown: watch::Receiver<bool>,
+    timeout: ReadTimeout,
+}
+
+impl Connection {
+    /// A connection of `peer`, registered as `registration`.
+    pub fn new(state: Arc<AgentState>, peer: Peer, registration: Registration) -> Self {
+        Self {
+            state,
+            peer,
+            registration,
+            timeout: ReadTimeout::default(),
+        }
+    }
 }
 
 /// Why reading a request stopped.
-enum Read {
+enum Incoming {
     /// A whole frame's payload.
     Frame(FrameBuf),
     /// The client closed between frames, went idle too long, was evicted, or the agent is
@@ -64,91 +87,129 @@ enum Read {
     Bad(FrameError),
 }
 
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The socket's receive timeout, changed only when it must be: the common path of a request
+/// (a blocking read of the header, the payload already waiting) then costs no `setsockopt`.
+#[derive(Debug, Default)]
+struct ReadTimeout(Cell<Option<Duration>>);
+
+impl ReadTimeout {
+    fn set(&self, stream: &UnixStream, timeout: Duration) -> io::Result<()> {
+        if self.0.get() != Some(timeout) {
+            stream.set_read_timeout(Some(timeout))?;
+            self.0.set(Some(timeout));
+        }
+        Ok(())
+    }
+}
+
+/// Reads into `buf` until it is full or `deadline` passes: first whatever has already
+/// arrived (without blocking), then blocking reads bounded by the time left.
+fn read_until(
+    stream: &mut UnixStream,
+    timeout: &ReadTimeout,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), FrameError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let fd = stream.as_raw_fd();
+        let got = match recv(fd, &mut buf[filled..], MsgFlags::MSG_DONTWAIT) {
+            Err(Errno::EAGAIN) => {
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                    .ok_or(FrameError::Truncated)?;
+                timeout.set(stream, left)?;
+                stream.read(&mut buf[filled..])
+            }
+            Err(errno) => Err(io::Error::from(errno)),
+            Ok(n) => Ok(n),
+        };
+        match got {
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if is_timeout(&err) => return Err(FrameError::Truncated),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
 impl Connection {
-    async fn read_request(&mut self, stream: &mut UnixStream) -> Read {
+    fn read_request(&self, stream: &mut UnixStream) -> Incoming {
         let settings = &self.state.settings;
         self.registration.set_idle();
-        // Wait for the first byte of the next frame.
-        let first = tokio::select! {
-            first = tokio::time::timeout(settings.connection_idle_timeout, first_byte(stream)) => first,
-            _ = self.registration.evict.notified() => return Read::Done,
-            _ = self.shutdown.changed() => return Read::Done,
-        };
-        let first = match first {
-            Ok(Ok(Some(byte))) => byte,
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Read::Done,
+        // Wait (at most the idle timeout) for the start of the next frame.
+        let mut header = [0u8; HEADER_LEN];
+        let got = self
+            .timeout
+            .set(stream, settings.connection_idle_timeout)
+            .and_then(|()| read_some(stream, &mut header));
+        let got = match got {
+            Ok(0) | Err(_) => return Incoming::Done,
+            Ok(n) => n,
         };
         self.registration.set_busy();
-        let whole = tokio::select! {
-            read = tokio::time::timeout(settings.frame_timeout, read_frame(&self.state, stream, first)) => read,
-            _ = self.shutdown.changed() => return Read::Done,
-        };
-        match whole {
-            Ok(Ok(payload)) => Read::Frame(payload),
-            Ok(Err(err)) => Read::Bad(err),
-            Err(_) => {
-                tracing::debug!(pid = ?self.peer.pid, "frame not completed in time; closing");
-                Read::Done
+        let deadline = Instant::now() + settings.frame_timeout;
+        match self.read_rest(stream, header, got, deadline) {
+            Ok(payload) => Incoming::Frame(payload),
+            Err(FrameError::Truncated) => {
+                tracing::debug!(pid = ?self.peer.pid, "frame cut off or not completed in time");
+                Incoming::Done
             }
+            Err(err) => Incoming::Bad(err),
         }
     }
 
-    async fn write(&self, stream: &mut UnixStream, response: &Response) -> bool {
+    /// Reads the rest of a frame whose first `got` header bytes are in `header`, allocating
+    /// its payload only after the length and the budget allow it.
+    fn read_rest(
+        &self,
+        stream: &mut UnixStream,
+        mut header: [u8; HEADER_LEN],
+        got: usize,
+        deadline: Instant,
+    ) -> Result<FrameBuf, FrameError> {
+        read_until(stream, &self.timeout, &mut header[got..], deadline)?;
+        let len = frame::payload_len(header)?;
+        // Held while the payload is read; the request decoded from it is far smaller.
+        let _grant = if len <= UNBUDGETED_FRAME {
+            None
+        } else {
+            let units = len.div_ceil(BUDGET_UNIT);
+            let grant = self.state.frame_budget.take(units, deadline);
+            Some(grant.ok_or(FrameError::Truncated)?)
+        };
+        let mut payload = Zeroizing::new(vec![0u8; len]);
+        read_until(stream, &self.timeout, &mut payload, deadline)?;
+        Ok(payload)
+    }
+
+    fn write(&self, stream: &mut UnixStream, response: &Response) -> bool {
         let Ok(bytes) = frame::encode(response) else {
             tracing::error!(kind = response.kind(), "a response could not be encoded");
             return false;
         };
-        let timeout = self.state.settings.frame_timeout;
-        matches!(
-            tokio::time::timeout(timeout, stream.write_all(&bytes)).await,
-            Ok(Ok(()))
-        )
+        stream.write_all(&bytes).is_ok()
     }
 }
 
-/// Waits for the first byte of the next frame; `None` when the peer closed cleanly.
-async fn first_byte(stream: &UnixStream) -> std::io::Result<Option<u8>> {
-    let mut byte = [0u8; 1];
+/// One `read`, retried on EINTR: the bytes read (0 when the peer closed or the socket was
+/// shut down).
+fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        stream.readable().await?;
-        match stream.try_read(&mut byte) {
-            Ok(0) => return Ok(None),
-            Ok(_) => return Ok(Some(byte[0])),
-            // Readiness can be spurious.
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
+        match stream.read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
         }
-    }
-}
-
-/// Reads the rest of a frame whose first byte is `first`, allocating its payload only after
-/// the length and the budget allow it.
-async fn read_frame(
-    state: &AgentState,
-    stream: &mut UnixStream,
-    first: u8,
-) -> Result<FrameBuf, FrameError> {
-    let mut header = [first; HEADER_LEN];
-    read_exact(stream, &mut header[1..]).await?;
-    let len = frame::payload_len(header)?;
-    // Held while the payload is read; the request decoded from it is far smaller.
-    let _budget = if len <= UNBUDGETED_FRAME {
-        None
-    } else {
-        let units = u32::try_from(len.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
-        let permit = state.frame_budget.acquire_many(units).await;
-        Some(permit.map_err(|_| FrameError::Truncated)?)
-    };
-    let mut payload = Zeroizing::new(vec![0u8; len]);
-    read_exact(stream, &mut payload).await?;
-    Ok(payload)
-}
-
-async fn read_exact(stream: &mut UnixStream, buf: &mut [u8]) -> Result<(), FrameError> {
-    match stream.read_exact(buf).await {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(err) => Err(FrameError::Io(err)),
     }
 }
 
@@ -171,19 +232,34 @@ fn answer_to_bad_frame(err: &FrameError) -> Option<Response> {
     }
 }
 
-/// Serves one connection to the end.
-pub async fn serve(mut stream: UnixStream, mut conn: Connection) {
-    if !hello(&mut conn, &mut stream).await {
+/// Serves one connection to the end, on the calling thread.
+pub fn serve(mut stream: UnixStream, conn: Connection) {
+    serve_requests(&mut stream, &conn);
+    // Leave the registry before the socket closes: the server shuts sockets down by
+    // descriptor number, which must not name a reused descriptor.
+    drop(conn);
+    drop(stream);
+}
+
+fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
+    // An answer must be taken within the frame timeout, like a request must arrive in it.
+    if stream
+        .set_write_timeout(Some(conn.state.settings.frame_timeout))
+        .is_err()
+    {
+        return;
+    }
+    if !hello(conn, stream) {
         return;
     }
     loop {
-        let payload = match conn.read_request(&mut stream).await {
-            Read::Frame(payload) => payload,
-            Read::Done => return,
-            Read::Bad(err) => {
+        let payload = match conn.read_request(stream) {
+            Incoming::Frame(payload) => payload,
+            Incoming::Done => return,
+            Incoming::Bad(err) => {
                 tracing::debug!(error = %err, pid = ?conn.peer.pid, "bad frame; closing");
                 if let Some(answer) = answer_to_bad_frame(&err) {
-                    conn.write(&mut stream, &answer).await;
+                    conn.write(stream, &answer);
                 }
                 return;
             }
@@ -191,52 +267,44 @@ pub async fn serve(mut stream: UnixStream, mut conn: Connection) {
         let response = match frame::decode::<Request>(&payload) {
             Ok(request) => {
                 drop(payload);
-                crate::cmd::dispatch(&conn.state, &conn.peer, request).await
+                crate::cmd::dispatch(&conn.state, &conn.peer, request)
             }
             Err(FrameError::Rejected(code, reason)) => error(code, reason),
             Err(err) => {
                 tracing::debug!(error = %err, pid = ?conn.peer.pid, "undecodable request; closing");
                 if let Some(answer) = answer_to_bad_frame(&err) {
-                    conn.write(&mut stream, &answer).await;
+                    conn.write(stream, &answer);
                 }
                 return;
             }
         };
-        if !conn.write(&mut stream, &response).await {
+        if !conn.write(stream, &response) {
             return;
         }
     }
 }
 
-/// Serves `stream` for `peer` outside the accept loop: no connection cap and no shutdown
-/// signal, but otherwise exactly the code path of an accepted connection (`Hello`, framing,
-/// the frame budget, dispatch). This is how the fuzz target drives request handling
+/// Serves `stream` for `peer` outside the accept loop, on the calling thread: no connection
+/// cap, but otherwise exactly the code path of an accepted connection (`Hello`, framing, the
+/// frame budget, dispatch). This is how the fuzz target drives request handling
 /// in-process, over one end of a `UnixStream::pair()`, without a listening socket.
-pub async fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
+pub fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
     let registry = Arc::new(crate::server::Registry::default());
-    let Some(registration) = registry.admit(1) else {
+    let Some(registration) = registry.admit(1, &stream) else {
         return;
     };
-    // The sender lives as long as the connection, so `shutdown` never fires.
-    let (_never, shutdown) = watch::channel(false);
-    let conn = Connection {
-        state,
-        peer,
-        registration,
-        shutdown,
-    };
-    serve(stream, conn).await;
+    serve(stream, Connection::new(state, peer, registration));
 }
 
 /// The first exchange: the client's `Hello` with a version we speak. Anything else is
 /// answered and the connection closed.
-async fn hello(conn: &mut Connection, stream: &mut UnixStream) -> bool {
-    let payload = match conn.read_request(stream).await {
-        Read::Frame(payload) => payload,
-        Read::Done | Read::Bad(FrameError::Truncated | FrameError::Io(_)) => return false,
-        Read::Bad(err) => {
+fn hello(conn: &Connection, stream: &mut UnixStream) -> bool {
+    let payload = match conn.read_request(stream) {
+        Incoming::Frame(payload) => payload,
+        Incoming::Done | Incoming::Bad(FrameError::Truncated | FrameError::Io(_)) => return false,
+        Incoming::Bad(err) => {
             if let Some(answer) = answer_to_bad_frame(&err) {
-                conn.write(stream, &answer).await;
+                conn.write(stream, &answer);
             }
             return false;
         }
@@ -246,7 +314,7 @@ async fn hello(conn: &mut Connection, stream: &mut UnixStream) -> bool {
             let ok = Response::Hello {
                 version: PROTOCOL_VERSION,
             };
-            return conn.write(stream, &ok).await;
+            return conn.write(stream, &ok);
         }
         Ok(Request::Hello { version }) => error(
             ErrorCode::VersionMismatch,
@@ -264,6 +332,6 @@ async fn hello(conn: &mut Connection, stream: &mut UnixStream) -> bool {
             "malformed Hello; closing the connection",
         ),
     };
-    conn.write(stream, &response).await;
+    conn.write(stream, &response);
     false
 }

@@ -4,11 +4,13 @@
 //! Modules, one job each:
 //! - [`cli`]: the daemon's flags (contract §7) and the paths they resolve to (§3).
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
-//! - [`server`]: accept loop, peer-credential check, connection cap, graceful drain.
-//! - [`connection`]: one connection: read → dispatch → write, racing shutdown and timeouts.
+//! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
+//!   connection, graceful drain.
+//! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
 //! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
 //! - [`state`]: the shared agent state: key store, open backend, sessions, lock timers.
 //! - [`session`]: the bounded session table (TTL, workspace and uid binding).
+//! - [`sync`]: the FIFO unlock gate and the frame-memory budget the connection threads share.
 //! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
 //! - [`audit`]: one JSON line per access decision, never a value.
 //! - [`harden`]: process hardening and locked memory — the only `unsafe` in the agent.
@@ -34,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod socket;
 pub mod state;
+pub mod sync;
 pub mod timer;
 pub mod units;
 pub mod vault;

@@ -7,7 +7,7 @@
 //! `Drop` (and with it every wipe) runs.
 
 use crate::daemon;
-use crate::server;
+use crate::server::{DRAIN_TIMEOUT, Server};
 use crate::socket::AgentSocket;
 use crate::state::AgentState;
 use crate::timer::BootInstant;
@@ -24,15 +24,13 @@ pub async fn run(
     socket: &AgentSocket,
     command: Vec<OsString>,
 ) -> Result<ExitCode> {
-    let listener = tokio::net::UnixListener::from_std(socket.listener.try_clone()?)
-        .context("cannot register the socket with the runtime")?;
+    let listener = socket
+        .listener
+        .try_clone()
+        .context("cannot share the socket")?;
+    let server = Server::start(listener, Arc::clone(&state)).context("cannot start serving")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(server::run(
-        listener,
-        Arc::clone(&state),
-        shutdown_rx.clone(),
-    ));
-    let timers = tokio::spawn(lock_timers(Arc::clone(&state), shutdown_rx.clone()));
+    let timers = tokio::spawn(lock_timers(Arc::clone(&state), shutdown_rx));
     daemon::notify_ready(!state.is_unlocked());
     if daemon::is_daemon_child() {
         daemon::detach_stderr();
@@ -47,8 +45,8 @@ pub async fn run(
     daemon::notify_stopping();
     state.lock("agent stopping");
     let _ = shutdown_tx.send(true);
-    let _ = server.await;
     let _ = timers.await;
+    server.stop(DRAIN_TIMEOUT);
     Ok(exit)
 }
 

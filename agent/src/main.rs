@@ -100,9 +100,10 @@ fn run(args: Args) -> Result<ExitCode> {
         "avp-agent {} started",
         env!("CARGO_PKG_VERSION")
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Connections have threads of their own (see `server`); the runtime only waits for
+    // signals, the lock timers and the `-- CMD` child.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("avp-agent")
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(lifecycle::run(Arc::clone(&state), &socket, args.command));

@@ -1,5 +1,5 @@
-//! The accept loop: peer-credential check on every connection, the connection cap, and a
-//! graceful drain at shutdown.
+//! The accept loop: peer-credential check on every connection, the connection cap, a
+//! thread per connection, and a graceful drain at shutdown.
 //!
 //! The cap. At most `max_connections` clients are served at once. When a new client
 //! arrives at the cap, the connection that has been idle (between requests) the longest is
@@ -7,32 +7,44 @@
 //! connections can never lock out a real request. If no connection is idle (all are in
 //! the middle of a frame, each bounded by the frame timeout), the newcomer is refused with
 //! `RATE_LIMIT_EXCEEDED`.
+//!
+//! Reaching a blocked connection. Each connection thread sits in a blocking `read`; the
+//! registry knows its socket's descriptor so the server can shut the socket down: the
+//! whole of it to evict, the reading side at shutdown (the request in flight is still
+//! answered, the next read ends the thread). The descriptor is only used under the
+//! registry's lock, and a connection leaves the registry before it closes its socket
+//! (`connection::serve`), so the number can never name another file by then.
 
 use crate::audit::Peer;
 use crate::connection::{self, Connection};
 use crate::state::{AgentState, guard};
 use avp_protocol::{ErrorCode, ErrorResponse, Response, frame};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{Shutdown, shutdown};
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// How long connections get to finish their current request at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stack of a connection thread: decoding and dispatch need little, and 256 of them must
+/// stay cheap.
+const CONNECTION_STACK: usize = 256 << 10;
 
 #[derive(Debug)]
 struct Tracked {
     /// Since when the connection has been waiting for a request; `None` while busy.
     idle_since: Option<Instant>,
-    /// Wakes the connection so it closes.
-    evict: Arc<Notify>,
+    /// Its socket's descriptor, to shut it down from here (see the module docs).
+    socket: RawFd,
 }
 
-/// The live connections, for the cap and for eviction.
+/// The live connections, for the cap, eviction and shutdown.
 #[derive(Debug, Default)]
 pub struct Registry {
     connections: Mutex<HashMap<u64, Tracked>>,
@@ -44,8 +56,6 @@ pub struct Registry {
 pub struct Registration {
     registry: Arc<Registry>,
     id: u64,
-    /// Notified when the server wants this connection gone.
-    pub evict: Arc<Notify>,
 }
 
 impl Registration {
@@ -81,9 +91,10 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Registers a new connection if there is room, evicting the longest-idle connection
-    /// when at `cap`. `None`: at the cap with nobody idle.
-    pub fn admit(self: &Arc<Self>, cap: usize) -> Option<Registration> {
+    /// Registers the connection on `socket` if there is room, evicting the longest-idle
+    /// connection when at `cap`. `None`: at the cap with nobody idle.
+    pub fn admit(self: &Arc<Self>, cap: usize, socket: &UnixStream) -> Option<Registration> {
+        let socket = socket.as_raw_fd();
         let mut connections = guard(&self.connections);
         if connections.len() >= cap {
             let oldest_idle = connections
@@ -91,7 +102,7 @@ impl Registry {
                 .filter_map(|(id, t)| t.idle_since.map(|since| (since, *id)))
                 .min()?;
             if let Some(victim) = connections.remove(&oldest_idle.1) {
-                victim.evict.notify_one();
+                let _ = shutdown(victim.socket, Shutdown::Both);
             }
         }
         let id = {
@@ -99,26 +110,32 @@ impl Registry {
             *next += 1;
             *next
         };
-        let evict = Arc::new(Notify::new());
         connections.insert(
             id,
             Tracked {
                 idle_since: None,
-                evict: Arc::clone(&evict),
+                socket,
             },
         );
         Some(Registration {
             registry: Arc::clone(self),
             id,
-            evict,
         })
+    }
+
+    /// Stops every connection from reading another request.
+    fn stop_reading(&self) {
+        for tracked in guard(&self.connections).values() {
+            let _ = shutdown(tracked.socket, Shutdown::Read);
+        }
     }
 }
 
 /// Who is calling: uid and pid from `SO_PEERCRED`, the executable from `/proc`.
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
-    let cred = stream.peer_cred().ok()?;
-    let pid = cred.pid();
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(stream, PeerCredentials).ok()?;
+    let pid = Some(cred.pid()).filter(|&pid| pid > 0);
     let exe = pid.and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
     Some(Peer {
         uid: cred.uid(),
@@ -127,95 +144,132 @@ fn peer_of(stream: &UnixStream) -> Option<Peer> {
     })
 }
 
-/// Answers `response` and closes, for connections that are refused before `Hello`.
-async fn refuse(
-    state: Arc<AgentState>,
+/// Answers an error and closes, for connections refused before `Hello`. The answer is
+/// small enough for the socket buffer, and the write is bounded anyway, so a peer that
+/// does not read cannot stall the accept loop.
+fn refuse(
+    state: &AgentState,
     mut stream: UnixStream,
-    peer: Peer,
+    peer: &Peer,
     code: ErrorCode,
     message: String,
 ) {
     if let Some(audit) = &state.audit {
-        audit.record(&peer, "CONNECT", None, None, Err(code));
+        audit.record(peer, "CONNECT", None, None, Err(code));
     }
     let response = Response::Error(ErrorResponse::new(code, message));
     if let Ok(bytes) = frame::encode(&response) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+        let _ = stream.write_all(&bytes);
     }
-    let _ = stream.shutdown().await;
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
-/// Serves `listener` until `shutdown` turns true, then drains the connections.
-pub async fn run(
-    listener: UnixListener,
-    state: Arc<AgentState>,
-    mut shutdown: watch::Receiver<bool>,
+/// The running accept loop.
+#[derive(Debug)]
+pub struct Server {
+    thread: JoinHandle<()>,
+    /// Writing to it (or closing it) wakes the accept loop to stop.
+    wake: OwnedFd,
+    registry: Arc<Registry>,
+}
+
+impl Server {
+    /// Starts accepting on `listener` on a thread of its own.
+    pub fn start(listener: UnixListener, state: Arc<AgentState>) -> std::io::Result<Self> {
+        let (wake_read, wake) = nix::unistd::pipe()?;
+        let registry = Arc::new(Registry::default());
+        let accepting = Arc::clone(&registry);
+        let thread = std::thread::Builder::new()
+            .name("avp-accept".into())
+            .spawn(move || accept_loop(&listener, &wake_read, &state, &accepting))?;
+        Ok(Self {
+            thread,
+            wake,
+            registry,
+        })
+    }
+
+    /// Stops accepting, lets connections finish the request in flight (for `drain` at
+    /// most), and returns.
+    pub fn stop(self, drain: Duration) {
+        drop(self.wake);
+        let _ = self.thread.join();
+        self.registry.stop_reading();
+        let deadline = Instant::now() + drain;
+        while !self.registry.is_empty() {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    left = self.registry.len(),
+                    "connections did not finish in time"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn accept_loop(
+    listener: &UnixListener,
+    wake: &OwnedFd,
+    state: &Arc<AgentState>,
+    registry: &Arc<Registry>,
 ) {
-    let registry = Arc::new(Registry::default());
-    let mut tasks = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => break,
-        };
-        // Reap finished connection tasks so the set does not grow.
-        while tasks.try_join_next().is_some() {}
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Err(err) = poll(&mut fds, PollTimeout::NONE) {
+            if err != nix::errno::Errno::EINTR {
+                tracing::error!(%err, "poll failed; no longer accepting");
+                return;
+            }
+            continue;
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => admit(stream, state, registry),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(err) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(%err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+                std::thread::sleep(Duration::from_millis(50));
             }
-        };
-        let Some(peer) = peer_of(&stream) else {
-            tracing::warn!("cannot read the peer's credentials; closing");
-            continue;
-        };
-        if peer.uid != state.uid {
-            tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a connection from another user");
-            let message = format!("this agent serves uid {} only", state.uid);
-            tasks.spawn(refuse(
-                Arc::clone(&state),
-                stream,
-                peer,
-                ErrorCode::PermissionDenied,
-                message,
-            ));
-            continue;
         }
-        let Some(registration) = registry.admit(state.settings.max_connections) else {
-            tracing::warn!("connection cap reached with no idle connection; refusing");
-            let message = "the agent is at its connection limit: try again shortly".to_owned();
-            tasks.spawn(refuse(
-                Arc::clone(&state),
-                stream,
-                peer,
-                ErrorCode::RateLimitExceeded,
-                message,
-            ));
-            continue;
-        };
-        let conn = Connection {
-            state: Arc::clone(&state),
-            peer,
-            registration,
-            shutdown: shutdown.clone(),
-        };
-        tasks.spawn(connection::serve(stream, conn));
     }
-    drop(listener);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = tasks.len(),
-            "connections did not finish in time; closing them"
-        );
-        tasks.shutdown().await;
+}
+
+fn admit(stream: UnixStream, state: &Arc<AgentState>, registry: &Arc<Registry>) {
+    let Some(peer) = peer_of(&stream) else {
+        tracing::warn!("cannot read the peer's credentials; closing");
+        return;
+    };
+    if peer.uid != state.uid {
+        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a connection from another user");
+        let message = format!("this agent serves uid {} only", state.uid);
+        refuse(state, stream, &peer, ErrorCode::PermissionDenied, message);
+        return;
+    }
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let Some(registration) = registry.admit(state.settings.max_connections, &stream) else {
+        tracing::warn!("connection cap reached with no idle connection; refusing");
+        let message = "the agent is at its connection limit: try again shortly".to_owned();
+        refuse(state, stream, &peer, ErrorCode::RateLimitExceeded, message);
+        return;
+    };
+    let conn = Connection::new(Arc::clone(state), peer, registration);
+    let spawned = std::thread::Builder::new()
+        .name("avp-conn".into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || connection::serve(stream, conn));
+    if let Err(err) = spawned {
+        tracing::error!(%err, "cannot start a connection thread; closing the connection");
     }
 }
 
@@ -223,24 +277,35 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn at_the_cap_the_longest_idle_connection_is_evicted() {
+    fn is_shut(socket: &mut UnixStream) -> bool {
+        use std::io::Read;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        matches!(socket.read(&mut [0u8; 1]), Ok(0))
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_connection_is_evicted() {
         let registry = Arc::new(Registry::default());
-        let a = registry.admit(2).unwrap();
-        let b = registry.admit(2).unwrap();
+        let (mut sa, _pa) = UnixStream::pair().unwrap();
+        let (sb, _pb) = UnixStream::pair().unwrap();
+        let (sc, _pc) = UnixStream::pair().unwrap();
+        let a = registry.admit(2, &sa).unwrap();
+        let b = registry.admit(2, &sb).unwrap();
         a.set_idle();
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        std::thread::sleep(Duration::from_millis(5));
         b.set_idle();
-        let c = registry.admit(2).expect("room made");
+        let c = registry.admit(2, &sc).expect("room made");
         assert_eq!(registry.len(), 2);
-        // `a` was idle longest: it got the eviction notice.
-        tokio::time::timeout(Duration::from_secs(1), a.evict.notified())
-            .await
-            .expect("a evicted");
+        assert!(
+            is_shut(&mut sa),
+            "a was idle longest: its socket was shut down"
+        );
         b.set_busy();
         c.set_busy();
-        assert!(registry.admit(2).is_none(), "nobody idle: refuse");
+        assert!(registry.admit(2, &sc).is_none(), "nobody idle: refuse");
         drop(c);
-        assert!(registry.admit(2).is_some());
+        assert!(registry.admit(2, &sc).is_some());
     }
 }

@@ -8,10 +8,12 @@ use crate::audit::Audit;
 use crate::backend::{Backend, KeyStore};
 use crate::error::Failure;
 use crate::session::SessionTable;
+use crate::sync::{Budget, FairGate};
 use crate::timer::{BootInstant, LockReason, LockTimers};
 use avp_protocol::{Limits, VaultState};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::Notify;
 
 /// Tunables of a running agent.
@@ -33,6 +35,9 @@ pub struct Settings {
     pub max_sessions: usize,
     /// Most bytes of request frames being read at once, across all connections.
     pub frame_budget_bytes: usize,
+    /// Delay attempts after wrong passphrases (off only for in-process fuzzing, where
+    /// waiting would be all the fuzzer does).
+    pub passphrase_backoff: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +51,7 @@ impl Default for Settings {
             frame_timeout: Duration::from_secs(10),
             max_sessions: crate::session::DEFAULT_CAPACITY,
             frame_budget_bytes: 64 << 20,
+            passphrase_backoff: true,
         }
     }
 }
@@ -54,7 +60,7 @@ impl Default for Settings {
 #[derive(Debug, Default)]
 pub struct Throttle {
     failures: u32,
-    not_before: Option<tokio::time::Instant>,
+    not_before: Option<Instant>,
 }
 
 /// The delay imposed after the `n`th consecutive wrong passphrase: 100 ms doubling each
@@ -73,14 +79,14 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Throttle {
     /// When the next attempt may start, if it must wait.
-    pub fn not_before(&self) -> Option<tokio::time::Instant> {
+    pub fn not_before(&self) -> Option<Instant> {
         self.not_before
     }
 
     /// A wrong passphrase: the next attempt waits longer.
     pub fn failed(&mut self) {
         self.failures = self.failures.saturating_add(1);
-        self.not_before = Some(tokio::time::Instant::now() + backoff(self.failures));
+        self.not_before = Some(Instant::now() + backoff(self.failures));
     }
 
     /// A right passphrase: no more delay.
@@ -98,11 +104,11 @@ pub struct AgentState {
     /// new unlock waits for it so two backends never write one vault.
     previous: Mutex<Option<Weak<dyn Backend>>>,
     /// Frame memory budget shared by all connections, in `connection::BUDGET_UNIT`s.
-    pub frame_budget: tokio::sync::Semaphore,
+    pub frame_budget: Budget,
     sessions: Mutex<SessionTable>,
     timers: Mutex<LockTimers>,
     /// Init, unlock and passphrase changes run one at a time (each is a scrypt).
-    pub unlock_gate: tokio::sync::Mutex<()>,
+    pub unlock_gate: FairGate,
     /// Wrong-passphrase backoff.
     pub throttle: Mutex<Throttle>,
     /// The audit log, if one is open.
@@ -139,12 +145,10 @@ impl AgentState {
             key_store,
             backend: RwLock::new(None),
             previous: Mutex::new(None),
-            frame_budget: tokio::sync::Semaphore::new(
-                settings.frame_budget_bytes / crate::connection::BUDGET_UNIT,
-            ),
+            frame_budget: Budget::new(settings.frame_budget_bytes / crate::connection::BUDGET_UNIT),
             sessions: Mutex::new(SessionTable::new(settings.max_sessions, settings.limits)),
             timers: Mutex::new(LockTimers::new(settings.idle_lock, settings.max_unlock)),
-            unlock_gate: tokio::sync::Mutex::new(()),
+            unlock_gate: FairGate::default(),
             throttle: Mutex::new(Throttle::default()),
             audit,
             settings,
@@ -230,7 +234,7 @@ impl AgentState {
 
     /// Waits until the backend of the previous unlocked period is gone (its in-flight
     /// operations have ended and its plaintext is wiped).
-    pub async fn previous_backend_gone(&self) {
+    pub fn previous_backend_gone(&self) {
         loop {
             let alive = guard(&self.previous)
                 .as_ref()
@@ -238,7 +242,7 @@ impl AgentState {
             if !alive {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 

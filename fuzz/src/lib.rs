@@ -1,5 +1,5 @@
 //! The harness behind the fuzz targets: a fresh agent state per input, served in-process by
-//! the agent's own connection code over one end of a `UnixStream::pair()`.
+//! the agent's own connection code on a thread, over one end of a `UnixStream::pair()`.
 //!
 //! Every input is the byte stream one client sends on one connection. The state starts
 //! initialized and unlocked with one session open, so the fuzzer reaches the secret
@@ -8,15 +8,17 @@
 //!
 //! The vault behind the state is [`FuzzKeyStore`], an in-memory key store whose passphrase
 //! check is a comparison, not a scrypt: the storage under test is the in-memory store every
-//! backend shares; the disk format has its own tests. The clock is paused, so the
-//! wrong-passphrase backoff costs no real time.
+//! backend shares; the disk format has its own tests. The wrong-passphrase backoff is
+//! turned off (`Settings::passphrase_backoff`), so it costs the fuzzer no real time.
 
 use avp_agent::audit::Peer;
 use avp_agent::backend::{Backend, BackendError, BackendSettings, KeyStore, MemoryBackend};
 use avp_agent::state::{AgentState, Settings};
 use avp_protocol::{Passphrase, Request, Response, SessionId, WorkspaceId, frame};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
 
 /// The session id inputs use; replaced by the live session's id before the bytes are sent.
 pub const PLACEHOLDER_SESSION: &str =
@@ -80,33 +82,20 @@ impl KeyStore for FuzzKeyStore {
     }
 }
 
-/// Runs inputs; one per process, reused across inputs.
-#[derive(Debug)]
-pub struct Harness {
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Default for Harness {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// Runs inputs, one fresh agent state each.
+#[derive(Debug, Default)]
+pub struct Harness;
 
 impl Harness {
-    /// A current-thread runtime with a paused clock.
+    /// A harness.
     pub fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        Self { runtime }
+        Self
     }
 
     /// Sends `input` as one connection's bytes to a fresh agent state and checks what comes
     /// back. Panics (a finding) if the agent panics or answers a frame a client cannot read.
     pub fn run(&self, input: &[u8]) {
-        self.runtime.block_on(run(input));
+        run(input);
     }
 }
 
@@ -119,12 +108,13 @@ fn peer(state: &AgentState) -> Peer {
     }
 }
 
-async fn run(input: &[u8]) {
-    let state = Arc::new(AgentState::new(
-        Box::new(FuzzKeyStore::default()),
-        None,
-        Settings::default(),
-    ));
+fn run(input: &[u8]) {
+    let settings = Settings {
+        // A wrong passphrase would otherwise make the fuzzer wait out real backoff delays.
+        passphrase_backoff: false,
+        ..Settings::default()
+    };
+    let state = Arc::new(AgentState::new(Box::new(FuzzKeyStore::default()), None, settings));
     let peer = peer(&state);
     let init = avp_agent::cmd::dispatch(
         &state,
@@ -133,8 +123,7 @@ async fn run(input: &[u8]) {
             passphrase: Passphrase::new(PASSPHRASE),
             work_factor: Some(10),
         },
-    )
-    .await;
+    );
     assert!(matches!(init, Response::Initialized), "{init:?}");
     let authenticated = avp_agent::cmd::dispatch(
         &state,
@@ -144,32 +133,27 @@ async fn run(input: &[u8]) {
             agent_id: "fuzz".into(),
             ttl_seconds: None,
         },
-    )
-    .await;
+    );
     let Response::Authenticated(info) = authenticated else {
         panic!("authenticate: {authenticated:?}");
     };
     let bytes = with_session(input, &info.session);
 
-    let (client, server) = tokio::net::UnixStream::pair().expect("socket pair");
-    let served = tokio::spawn(avp_agent::connection::serve_detached(
-        Arc::clone(&state),
-        server,
-        peer,
-    ));
-    let (mut reader, mut writer) = client.into_split();
-    let write = async move {
+    let (mut client, server) = UnixStream::pair().expect("socket pair");
+    let serving = Arc::clone(&state);
+    let served = std::thread::spawn(move || {
+        avp_agent::connection::serve_detached(serving, server, peer);
+    });
+    let mut writer = client.try_clone().expect("clone");
+    let write = std::thread::spawn(move || {
         // The agent may close early (a bad frame): a failed write is expected then.
-        let _ = writer.write_all(&bytes).await;
-        let _ = writer.shutdown().await;
-    };
-    let read = async move {
-        let mut answers = Vec::new();
-        let _ = reader.read_to_end(&mut answers).await;
-        answers
-    };
-    let ((), answers) = tokio::join!(write, read);
-    served.await.expect("the connection task panicked");
+        let _ = writer.write_all(&bytes);
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let mut answers = Vec::new();
+    let _ = client.read_to_end(&mut answers);
+    let _ = write.join();
+    served.join().expect("the connection thread panicked");
     check_answers(&answers);
 }
 

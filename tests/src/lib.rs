@@ -75,6 +75,9 @@ pub struct AgentOptions {
     pub env: Vec<(String, String)>,
     /// Reuse this directory (socket, vault, audit log inside it) instead of a new one.
     pub reuse_dir: Option<PathBuf>,
+    /// A command that runs the agent (e.g. `setpriv …` or `prlimit …`), if any; the agent
+    /// then is its last argument, followed by the agent's own arguments.
+    pub wrapper: Vec<String>,
 }
 
 impl TestAgent {
@@ -122,7 +125,14 @@ impl TestAgent {
             .append(true)
             .open(&self.log_file)
             .expect("log file");
-        let mut command = Command::new(agent_bin());
+        let mut command = match options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(agent_bin());
+                command
+            }
+            None => Command::new(agent_bin()),
+        };
         command
             .arg("--socket")
             .arg(&self.socket)

@@ -417,3 +417,47 @@ fn daemon_mode_prints_shell_lines_and_keeps_serving() {
         .expect("a pid line");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
 }
+
+#[test]
+fn a_small_memlock_limit_is_warned_once_and_the_agent_carries_on() {
+    // Root ignores RLIMIT_MEMLOCK (CAP_IPC_LOCK): drop the capability so the limit binds as
+    // it does for a normal user.
+    let mut wrapper: Vec<String> = Vec::new();
+    if nix::unistd::geteuid().is_root() {
+        wrapper.extend(
+            [
+                "setpriv",
+                "--bounding-set",
+                "-ipc_lock",
+                "--inh-caps",
+                "-ipc_lock",
+            ]
+            .map(String::from),
+        );
+    }
+    wrapper.extend(["prlimit", "--memlock=65536"].map(String::from));
+    let agent = TestAgent::start_with(AgentOptions {
+        wrapper,
+        ..Default::default()
+    });
+    agent.init();
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    let value = vec![0x42u8; 8 << 10];
+    for i in 0..40 {
+        assert!(matches!(
+            conn.store(&s, &format!("k{i}"), &value),
+            Response::Stored(_)
+        ));
+    }
+    assert_eq!(conn.value(&s, "k39"), Ok(value), "served despite the limit");
+    let status = conn.status();
+    assert_eq!(status.hardening.memlock_limit, Some(65_536));
+    assert!(
+        status.hardening.locked_memory_bytes <= 65_536,
+        "{:?}",
+        status.hardening
+    );
+    let warnings = agent.logs().matches("cannot lock memory").count();
+    assert_eq!(warnings, 1, "warned exactly once:\n{}", agent.logs());
+}

@@ -112,8 +112,20 @@ fn the_readme_quick_start_works_on_a_fresh_home() {
         transcript.contains("API_KEY has 12 characters"),
         "avp run passed it on:\n{transcript}"
     );
-    let audit = std::fs::read_to_string(home.join(".local/state/avp/audit.jsonl")).unwrap();
-    assert!(audit.contains("\"RETRIEVE\""), "{audit}");
+    // The audit line is written within 50 ms (and at the latest when the agent stops).
+    let audit_log = home.join(".local/state/avp/audit.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audit = std::fs::read_to_string(&audit_log).unwrap_or_default();
+        if audit.contains("\"RETRIEVE\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no RETRIEVE in the audit log:\n{audit}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // `kill $AVP_AGENT_PID` stopped it cleanly: the socket is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while socket.exists() {

@@ -1,12 +1,11 @@
 //! CHANGE_PASSPHRASE: re-wrap the vault identity; the records are untouched.
 
-use super::blocking;
 use super::unlock::{note_attempt, take_turn};
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use avp_protocol::{ErrorCode, Passphrase, Response};
 
-pub async fn run(state: &AgentState, old: Passphrase, new: Passphrase) -> Outcome {
+pub fn run(state: &AgentState, old: Passphrase, new: Passphrase) -> Outcome {
     if new.is_empty() {
         return Err(Failure::new(
             ErrorCode::InvalidRequest,
@@ -14,8 +13,8 @@ pub async fn run(state: &AgentState, old: Passphrase, new: Passphrase) -> Outcom
         ));
     }
     // The old passphrase is checked like an unlock's: throttled the same way.
-    let _single_flight = take_turn(state, false).await;
-    let result = blocking(|| state.key_store.change_passphrase(&old, &new));
+    let _single_flight = take_turn(state, false);
+    let result = state.key_store.change_passphrase(&old, &new);
     note_attempt(state, &result);
     result?;
     tracing::info!("vault passphrase changed");

@@ -1,12 +1,11 @@
 //! INIT: create the vault and leave it unlocked.
 
-use super::blocking;
 use crate::backend::{DEFAULT_WORK_FACTOR, MAX_UNLOCK_WORK_FACTOR, MIN_WORK_FACTOR};
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use avp_protocol::{ErrorCode, Passphrase, Response};
 
-pub async fn run(state: &AgentState, passphrase: Passphrase, work_factor: Option<u8>) -> Outcome {
+pub fn run(state: &AgentState, passphrase: Passphrase, work_factor: Option<u8>) -> Outcome {
     let work_factor = work_factor.unwrap_or(DEFAULT_WORK_FACTOR);
     if !(MIN_WORK_FACTOR..=MAX_UNLOCK_WORK_FACTOR).contains(&work_factor) {
         return Err(Failure::new(
@@ -20,9 +19,9 @@ pub async fn run(state: &AgentState, passphrase: Passphrase, work_factor: Option
             "the passphrase must not be empty",
         ));
     }
-    let _single_flight = state.unlock_gate.lock().await;
-    state.previous_backend_gone().await;
-    let backend = blocking(|| state.key_store.init(&passphrase, work_factor))?;
+    let _single_flight = state.unlock_gate.lock();
+    state.previous_backend_gone();
+    let backend = state.key_store.init(&passphrase, work_factor)?;
     state.install(backend);
     Ok(Response::Initialized)
 }

@@ -1,6 +1,6 @@
 //! LIST: one page of metadata, keyset-paginated by name.
 
-use super::{SecretCtx, blocking};
+use super::SecretCtx;
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use avp_protocol::{Cursor, ErrorCode, Labels, Response, Timestamp};
@@ -21,19 +21,12 @@ pub fn run(
         ));
     }
     let after = cursor.as_ref().map(Cursor::position).transpose()?;
-    let read = || {
-        ctx.backend.list(
-            &ctx.workspace,
-            label_filter,
-            after.as_ref(),
-            limit as usize,
-            Timestamp::now(),
-        )
-    };
-    let page = if ctx.backend.reads_are_local() {
-        read()
-    } else {
-        blocking(read)
-    }?;
+    let page = ctx.backend.list(
+        &ctx.workspace,
+        label_filter,
+        after.as_ref(),
+        limit as usize,
+        Timestamp::now(),
+    )?;
     Ok(Response::Listed(page))
 }

@@ -74,23 +74,12 @@ impl SecretCtx {
     }
 }
 
-/// Runs a blocking call (a durable write, a scrypt) without stalling the other connections
-/// served by this runtime thread.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
-
 /// Answers one request (after `Hello`) and audits the decision.
-pub async fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
+pub fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
     let operation = request.operation();
     tracing::trace!(operation, pid = ?peer.pid, "request");
     let mut scope = Scope::default();
-    let outcome = run(state, peer, request, &mut scope).await;
+    let outcome = run(state, peer, request, &mut scope);
     if let Some(audit) = &state.audit {
         let result = outcome.as_ref().map(|_| ()).map_err(|f| f.code);
         audit.record(
@@ -110,7 +99,7 @@ pub async fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Resp
     }
 }
 
-async fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> Outcome {
+fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> Outcome {
     match request {
         Request::Hello { .. } => Err(Failure::new(
             ErrorCode::ProtocolError,
@@ -131,9 +120,9 @@ async fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scop
         Request::Init {
             passphrase,
             work_factor,
-        } => init::run(state, passphrase, work_factor).await,
-        Request::Unlock { passphrase } => unlock::run(state, passphrase).await,
-        Request::ChangePassphrase { old, new } => change_passphrase::run(state, old, new).await,
+        } => init::run(state, passphrase, work_factor),
+        Request::Unlock { passphrase } => unlock::run(state, passphrase),
+        Request::ChangePassphrase { old, new } => change_passphrase::run(state, old, new),
         Request::Store {
             session,
             name,

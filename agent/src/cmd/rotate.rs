@@ -1,13 +1,12 @@
 //! ROTATE: a new version of an existing secret, keeping its labels and expiry.
 
-use super::{SecretCtx, blocking};
+use super::SecretCtx;
 use crate::error::Outcome;
 use avp_protocol::{Response, SecretName, SecretValue, Timestamp};
 
 pub fn run(ctx: &SecretCtx, name: &SecretName, value: SecretValue) -> Outcome {
-    let result = blocking(|| {
-        ctx.backend
-            .rotate(&ctx.workspace, name, value, Timestamp::now())
-    })?;
+    let result = ctx
+        .backend
+        .rotate(&ctx.workspace, name, value, Timestamp::now())?;
     Ok(Response::Rotated(result))
 }

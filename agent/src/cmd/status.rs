@@ -7,21 +7,13 @@ use avp_protocol::{PROTOCOL_VERSION, Response, StatusInfo, Timestamp};
 pub fn run(state: &AgentState) -> Response {
     let now = BootInstant::now();
     let backend = state.backend().ok();
-    // Counting a remote backend is network I/O: keep it off the async worker threads.
     let counts = backend
         .as_ref()
-        .map(|b| {
-            if b.reads_are_local() {
-                b.counts(Timestamp::now())
-            } else {
-                super::blocking(|| b.counts(Timestamp::now()))
-            }
-        })
+        .map(|b| b.counts(Timestamp::now()))
         .unwrap_or_default();
     let timers = *state.timers();
     Response::Status(StatusInfo {
-        // Whether a vault exists may be a question for Redis: not on an async worker.
-        state: super::blocking(|| state.vault_state()),
+        state: state.vault_state(),
         vault_location: state.key_store.location(),
         backend: state.key_store.name().to_owned(),
         workspaces: counts.workspaces,

@@ -1,6 +1,6 @@
 //! STORE: create a secret or add a version. Durable before it is acknowledged.
 
-use super::{SecretCtx, blocking};
+use super::SecretCtx;
 use crate::error::Outcome;
 use avp_protocol::{Labels, Response, SecretName, SecretValue, Timestamp};
 
@@ -11,15 +11,9 @@ pub fn run(
     labels: Option<Labels>,
     expires_at: Option<Timestamp>,
 ) -> Outcome {
-    let result = blocking(|| {
-        ctx.backend.store(
-            &ctx.workspace,
-            name,
-            value,
-            labels,
-            expires_at,
-            Timestamp::now(),
-        )
-    })?;
+    let now = Timestamp::now();
+    let result = ctx
+        .backend
+        .store(&ctx.workspace, name, value, labels, expires_at, now)?;
     Ok(Response::Stored(result))
 }

@@ -11,35 +11,31 @@
 //! (FIFO) lock, so a right passphrase is not starved: it waits for the attempts queued
 //! before it — one, when a single client guesses in a loop — plus its own backoff.
 
-use super::blocking;
 use crate::backend::BackendError;
 use crate::error::Outcome;
 use crate::state::{AgentState, guard};
+use crate::sync::GateGuard;
 use avp_protocol::{Passphrase, Response};
+use std::time::Instant;
 
 /// Takes the single-flight gate, in arrival order, then waits out the wrong-passphrase
 /// backoff with it held. `skip_if_unlocked`: return at once (without the wait) if the vault
 /// turned out to be open meanwhile — `None` then.
-pub async fn take_turn(
-    state: &AgentState,
-    skip_if_unlocked: bool,
-) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-    let gate = state.unlock_gate.lock().await;
+pub fn take_turn(state: &AgentState, skip_if_unlocked: bool) -> Option<GateGuard<'_>> {
+    let gate = state.unlock_gate.lock();
     if skip_if_unlocked && state.is_unlocked() {
         return None;
     }
-    wait_for_turn(state).await;
+    wait_for_turn(state);
     Some(gate)
 }
 
 /// Waits out the wrong-passphrase backoff, if any.
-async fn wait_for_turn(state: &AgentState) {
+fn wait_for_turn(state: &AgentState) {
     loop {
         let not_before = guard(&state.throttle).not_before();
-        match not_before {
-            Some(when) if when > tokio::time::Instant::now() => {
-                tokio::time::sleep_until(when).await
-            }
+        match not_before.and_then(|when| when.checked_duration_since(Instant::now())) {
+            Some(wait) if !wait.is_zero() => std::thread::sleep(wait),
             _ => return,
         }
     }
@@ -51,22 +47,24 @@ pub fn note_attempt<T>(state: &AgentState, result: &Result<T, BackendError>) {
     match result {
         Ok(_) => throttle.succeeded(),
         Err(BackendError::AuthenticationFailed(_)) => {
-            throttle.failed();
+            if state.settings.passphrase_backoff {
+                throttle.failed();
+            }
             tracing::warn!("wrong passphrase");
         }
         Err(_) => {}
     }
 }
 
-pub async fn run(state: &AgentState, passphrase: Passphrase) -> Outcome {
+pub fn run(state: &AgentState, passphrase: Passphrase) -> Outcome {
     if state.is_unlocked() {
         return Ok(Response::Unlocked);
     }
-    let Some(_single_flight) = take_turn(state, true).await else {
+    let Some(_single_flight) = take_turn(state, true) else {
         return Ok(Response::Unlocked);
     };
-    state.previous_backend_gone().await;
-    let result = blocking(|| state.key_store.unlock(&passphrase));
+    state.previous_backend_gone();
+    let result = state.key_store.unlock(&passphrase);
     note_attempt(state, &result);
     state.install(result?);
     Ok(Response::Unlocked)

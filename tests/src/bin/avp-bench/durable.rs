@@ -107,7 +107,7 @@ pub fn unlock_and_memory(config: &Config) -> Vec<Row> {
     let work_factor = if config.quick { 12 } else { 18 };
     let base = tempfile::tempdir().expect("temp dir");
     setup::populate(base.path(), count, work_factor);
-    let agent = setup::start_agent(Some(base.path()), &[]);
+    let agent = setup::start_wrapped(Some(base.path()), &[], setup::as_a_normal_user());
     let mut conn = agent.connect();
     let identity = std::fs::read(agent.vault.join("identity.age")).expect("identity.age");
     let (mut unlocks, mut scrypts) = (Vec::new(), Vec::new());

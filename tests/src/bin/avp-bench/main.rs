@@ -11,9 +11,11 @@
 //! (latency, throughput); `avp --version` as a process (CLI); a 4 KiB append + fdatasync in
 //! the vault directory (durable writes); age's scrypt unwrap of the same identity file
 //! (unlock). Agent and floor are sampled in alternating blocks so machine noise hits both.
+//! The Redis rows run when `redis-server` is installed.
 
 mod durable;
 mod latency;
+mod redis;
 mod setup;
 mod stats;
 mod wire;
@@ -43,6 +45,7 @@ const ROWS: &[(&str, RowFn)] = &[
     ("store", durable::store_latency),
     ("unlock", durable::unlock_and_memory),
     ("idle", durable::idle_memory),
+    ("redis", redis::redis_rows),
 ];
 
 fn main() {

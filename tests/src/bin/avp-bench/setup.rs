@@ -26,11 +26,48 @@ pub fn value(seed: usize) -> Vec<u8> {
 
 /// A release agent with logging at `info` (what a user runs).
 pub fn start_agent(reuse_dir: Option<&Path>, extra: &[&str]) -> TestAgent {
+    start_wrapped(reuse_dir, extra, Vec::new())
+}
+
+/// Like [`start_agent`], run through `wrapper` (e.g. `setpriv …`).
+pub fn start_wrapped(reuse_dir: Option<&Path>, extra: &[&str], wrapper: Vec<String>) -> TestAgent {
     TestAgent::start_with(AgentOptions {
         args: extra.iter().map(|s| (*s).to_owned()).collect(),
         env: vec![("AVP_LOG".into(), "info".into())],
         reuse_dir: reuse_dir.map(Path::to_path_buf),
+        wrapper,
     })
+}
+
+/// As root, `RLIMIT_MEMLOCK` does not apply (`CAP_IPC_LOCK`): run the agent without that
+/// capability so it meets the limit a normal user has.
+pub fn as_a_normal_user() -> Vec<String> {
+    if nix::unistd::geteuid().is_root() {
+        [
+            "setpriv",
+            "--bounding-set",
+            "-ipc_lock",
+            "--inh-caps",
+            "-ipc_lock",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// An unlocked agent holding `BENCH_NAME` on `extra` args (e.g. a Redis backend).
+pub fn agent_with_secret_on(extra: &[&str]) -> (TestAgent, SessionId) {
+    let agent = start_agent(None, extra);
+    agent.init();
+    let mut conn = agent.connect();
+    let s = session(&mut conn, "default");
+    match conn.store(&s, BENCH_NAME, &value(0)) {
+        Response::Stored(_) => {}
+        other => panic!("store: {other:?}"),
+    }
+    (agent, s)
 }
 
 /// A session on `workspace`.
@@ -64,15 +101,7 @@ pub fn store_frame(session: &SessionId, name: &str, value: &[u8]) -> Vec<u8> {
 
 /// An unlocked agent holding `BENCH_NAME`, with a session on `default`.
 pub fn agent_with_secret() -> (TestAgent, SessionId) {
-    let agent = start_agent(None, &[]);
-    agent.init();
-    let mut conn = agent.connect();
-    let s = session(&mut conn, "default");
-    match conn.store(&s, BENCH_NAME, &value(0)) {
-        Response::Stored(_) => {}
-        other => panic!("store: {other:?}"),
-    }
-    (agent, s)
+    agent_with_secret_on(&[])
 }
 
 /// Writes a vault of `count` secrets of `VALUE_LEN` bytes into `base/vault` (the layout
