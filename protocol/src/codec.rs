@@ -94,18 +94,33 @@ fn classify(err: &bincode::error::DecodeError) -> DecodeError {
     let bincode::error::DecodeError::OtherString(text) = err else {
         return DecodeError::Undecodable;
     };
-    let Some((code, _)) = text.split_once(": ") else {
+    let Some((code, detail)) = text.split_once(": ") else {
         return DecodeError::Undecodable;
     };
     match code.parse::<ErrorCode>() {
-        Ok(code) => DecodeError::Rejected(code, rejection_reason(code)),
+        Ok(code) => DecodeError::Rejected(code, rejection_reason(code, detail)),
         Err(_) => DecodeError::Undecodable,
     }
 }
 
+/// The validated types' own reasons for `INVALID_REQUEST`, so a client learns which field
+/// was wrong. Only these fixed texts are ever passed on: the decoded text is matched
+/// against them, never kept.
+const INVALID_REQUEST_REASONS: &[&str] = &[
+    "a label key is 1 to 128 bytes",
+    "a label value is at most 1024 bytes",
+    "a passphrase must be UTF-8",
+    "malformed list cursor",
+];
+
 /// A fixed message per code, so no decoded text (which could hold request bytes) is kept.
-fn rejection_reason(code: ErrorCode) -> &'static str {
+fn rejection_reason(code: ErrorCode, detail: &str) -> &'static str {
     match code {
+        ErrorCode::InvalidRequest => INVALID_REQUEST_REASONS
+            .iter()
+            .find(|known| **known == detail)
+            .copied()
+            .unwrap_or("invalid field in request"),
         ErrorCode::InvalidName => {
             "invalid secret name: use 1-255 ASCII letters, digits, '_', '.', '-', starting with a letter"
         }
@@ -114,7 +129,39 @@ fn rejection_reason(code: ErrorCode) -> &'static str {
         }
         ErrorCode::SessionNotFound => "no such session: authenticate again",
         ErrorCode::CapacityExceeded => "too many labels: a secret has at most 64",
-        ErrorCode::InvalidRequest => "invalid field in request",
         _ => "rejected field in request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Labels;
+    use std::collections::BTreeMap;
+
+    fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut buf = vec![0; encoded_len(value).unwrap()];
+        encode_into(value, &mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn rejections_name_the_field_without_quoting_it() {
+        let long_key = BTreeMap::from([("MARKER".repeat(30), "v".to_owned())]);
+        assert_eq!(
+            decode::<Labels>(&encoded(&long_key)),
+            Err(DecodeError::Rejected(
+                ErrorCode::InvalidRequest,
+                "a label key is 1 to 128 bytes"
+            ))
+        );
+        let long_value = BTreeMap::from([("k".to_owned(), "v".repeat(1025))]);
+        assert_eq!(
+            decode::<Labels>(&encoded(&long_value)),
+            Err(DecodeError::Rejected(
+                ErrorCode::InvalidRequest,
+                "a label value is at most 1024 bytes"
+            ))
+        );
     }
 }

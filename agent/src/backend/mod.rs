@@ -198,12 +198,6 @@ pub trait Backend: Send + Sync {
 
     /// Counters for STATUS.
     fn counts(&self, now: Timestamp) -> Counts;
-
-    /// True when reads are served from memory and never block (the agent then serves them
-    /// inline on the connection task instead of on a blocking thread).
-    fn reads_are_local(&self) -> bool {
-        true
-    }
 }
 
 /// Where a vault lives: creates it, unlocks it, re-wraps its identity.

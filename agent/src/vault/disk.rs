@@ -205,15 +205,33 @@ impl DiskVault {
         fsutil::sync_dir(&self.dir).map_err(io_err("syncing the vault directory"))?;
         fs::rename(&tmp, &snapshot).map_err(io_err("replacing snapshot.age"))?;
         fsutil::sync_dir(&self.dir).map_err(io_err("syncing the vault directory"))?;
-        let old = self.dir.join(journal_file(self.generation));
         self.generation = next;
         self.journal = journal;
-        if let Err(err) = fs::remove_file(&old)
-            && err.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(%err, "cannot remove the previous journal");
-        }
+        self.remove_stale_journals();
         Ok(())
+    }
+
+    /// Removes every journal but the current one: the previous generation's, and any a
+    /// crash left between a snapshot's rename and that removal (or a failed compaction's
+    /// empty next journal). They are dead: the snapshot already holds what they held.
+    fn remove_stale_journals(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let current = journal_file(self.generation);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let is_journal = name
+                .strip_prefix("journal.")
+                .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()));
+            if is_journal
+                && name != current
+                && let Err(err) = fs::remove_file(entry.path())
+            {
+                tracing::warn!(%err, "cannot remove a stale journal");
+            }
+        }
     }
 
     fn write_snapshot(
@@ -475,6 +493,28 @@ mod tests {
         assert_eq!(get(&store, "k4"), [4u8; 3]);
         let wrong = DiskVault::open(dir.path(), &Passphrase::new("nope"), settings);
         assert!(matches!(wrong, Err(BackendError::AuthenticationFailed(_))));
+    }
+
+    #[test]
+    fn compaction_removes_stale_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new("pw");
+        let settings = BackendSettings::default();
+        let (mut vault, store) = DiskVault::create(dir.path(), &pass, 10, settings).unwrap();
+        // As if a crash had left these behind.
+        fs::write(dir.path().join(journal_file(0)), b"").unwrap();
+        fs::write(dir.path().join(journal_file(7)), b"").unwrap();
+        fs::write(dir.path().join("journal.notes"), b"keep").unwrap();
+        vault.compact(&store, Timestamp::now()).unwrap();
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("journal."))
+            .collect();
+        names.sort();
+        assert_eq!(names, [journal_file(2), "journal.notes".to_owned()]);
+        drop(vault);
+        DiskVault::open(dir.path(), &pass, settings).unwrap();
     }
 
     #[test]

@@ -406,9 +406,4 @@ impl Backend for RedisBackend {
         }
         counts
     }
-
-    fn reads_are_local(&self) -> bool {
-        // Every read is a round trip to Redis: serve it on a blocking thread.
-        false
-    }
 }

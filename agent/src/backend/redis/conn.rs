@@ -1,7 +1,7 @@
 //! The link to Redis: a small pool of blocking connections that reconnects on demand, and
 //! the one place that turns redis-rs errors into [`BackendError`]s.
 //!
-//! Why a pool and not one connection: backend calls run on the runtime's blocking threads,
+//! Why a pool and not one connection: backend calls run on the connection threads,
 //! several at once, and a Redis connection serves one request at a time. Idle connections
 //! are kept (at most [`MAX_IDLE`]); a connection that failed is dropped, never reused.
 //!
