@@ -329,24 +329,31 @@ fn change_passphrase_rewraps_the_identity_only() {
     assert_eq!(conn.value(&s, "k"), Ok(b"v".to_vec()));
 }
 
+/// `avp-agent` on `socket`, with its vault and audit log in `dir` (suffixed `tag`).
+fn agent_on(socket: &Path, dir: &Path, tag: &str) -> Command {
+    let mut command = Command::new(agent_bin());
+    command
+        .arg("--socket")
+        .arg(socket)
+        .arg("--vault")
+        .arg(dir.join(format!("vault{tag}")))
+        .arg("--audit-log")
+        .arg(dir.join(format!("audit{tag}")))
+        .env_remove("AVP_SOCK");
+    command
+}
+
 #[test]
 fn run_mode_sets_avp_sock_and_exits_with_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("run/agent.sock");
-    let output = Command::new(agent_bin())
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--vault")
-        .arg(dir.path().join("vault"))
-        .arg("--audit-log")
-        .arg(dir.path().join("audit"))
+    let output = agent_on(&socket, dir.path(), "")
         .args([
             "--",
             "sh",
             "-c",
             "test -S \"$AVP_SOCK\" && echo \"$AVP_SOCK\"; exit 7",
         ])
-        .env_remove("AVP_SOCK")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(7));
@@ -364,15 +371,8 @@ fn run_mode_sets_avp_sock_and_exits_with_the_command() {
 fn daemon_mode_prints_shell_lines_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("run/agent.sock");
-    let output = Command::new(agent_bin())
+    let output = agent_on(&socket, dir.path(), "")
         .arg("--daemon")
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--vault")
-        .arg(dir.path().join("vault"))
-        .arg("--audit-log")
-        .arg(dir.path().join("audit"))
-        .env_remove("AVP_SOCK")
         .output()
         .unwrap();
     assert!(
@@ -399,13 +399,8 @@ fn daemon_mode_prints_shell_lines_and_keeps_serving() {
     wait_until("the daemon to exit", Duration::from_secs(10), || {
         !socket.exists()
     });
-    let csh = Command::new(agent_bin())
-        .args(["--daemon", "-c", "--socket"])
-        .arg(dir.path().join("run/csh.sock"))
-        .arg("--vault")
-        .arg(dir.path().join("vault2"))
-        .arg("--audit-log")
-        .arg(dir.path().join("audit2"))
+    let csh = agent_on(&dir.path().join("run/csh.sock"), dir.path(), "2")
+        .args(["--daemon", "-c"])
         .output()
         .unwrap();
     let text = String::from_utf8(csh.stdout).unwrap();
