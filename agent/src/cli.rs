@@ -60,7 +60,7 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration, hide = true)]
     pub frame_timeout: Duration,
 
-    /// Fork into the background and print shell commands that set AVP_SOCK (like ssh-agent)
+    /// Run in the background and print shell commands that set AVP_SOCK (like ssh-agent)
     #[arg(long, short = 'd', conflicts_with = "command")]
     pub daemon: bool,
 
