@@ -52,15 +52,23 @@ pub enum EncodeError {
 /// The exact encoded size of `message`; [`EncodeError::TooLarge`] if the peer's decoder
 /// would refuse it (see the module documentation).
 pub fn encoded_len<T: Serialize>(message: &T) -> Result<usize, EncodeError> {
-    let mut charged = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(message, &mut charged, CHARGED).map_err(map_encode)?;
-    if charged.bytes_written > MAX_FRAME_LEN {
-        return Err(EncodeError::TooLarge);
-    }
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(message, &mut size, CONFIG).map_err(map_encode)?;
+    // A fixed-width integer is at most 8 times its varint (1 byte → 8; the protocol has no
+    // 128-bit integers) and byte strings are the same in both, so only a message within 8×
+    // of the limit needs the second measurement — never the small answers on the hot path.
+    if size.bytes_written.saturating_mul(MAX_FIXINT_GROWTH) > MAX_FRAME_LEN {
+        let mut charged = bincode::enc::write::SizeWriter::default();
+        bincode::serde::encode_into_writer(message, &mut charged, CHARGED).map_err(map_encode)?;
+        if charged.bytes_written > MAX_FRAME_LEN {
+            return Err(EncodeError::TooLarge);
+        }
+    }
     Ok(size.bytes_written)
 }
+
+/// The most a value's fixed-width encoding can exceed its varint encoding, as a factor.
+const MAX_FIXINT_GROWTH: usize = 8;
 
 /// Encodes `message` into `dst`, which must be exactly [`encoded_len`] bytes long.
 pub fn encode_into<T: Serialize>(message: &T, dst: &mut [u8]) -> Result<(), EncodeError> {
