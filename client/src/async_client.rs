@@ -46,6 +46,8 @@ impl AsyncClient {
             Ok(stream) => stream,
             Err(source) => return Err(Error::NoAgent { socket, source }),
         };
+        // Before the first byte: is this our own agent? (See `trust`.)
+        crate::trust::check(&socket, &stream)?;
         let mut client = Self {
             stream,
             socket,

@@ -1,4 +1,4 @@
-//! One blocking connection to the agent: connect, the `Hello` exchange, and one
+//! One blocking connection to the agent: connect, the trust check, the `Hello` exchange, and one
 //! request/response round trip at a time under a read and write timeout. Transport failures
 //! become the [`Error`] a person can act on (no agent, agent gone, timeout, bad frame).
 //!
@@ -37,6 +37,8 @@ impl Connection {
             socket: socket.to_path_buf(),
             source,
         })?;
+        // Before the first byte: is this our own agent? (See `trust`.)
+        crate::trust::check(socket, &stream)?;
         let mut conn = Self {
             stream,
             socket: socket.to_path_buf(),

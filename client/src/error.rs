@@ -36,6 +36,15 @@ pub enum Error {
         /// The socket of the agent that went away.
         socket: PathBuf,
     },
+    /// The socket is not our own agent's: it is served by another uid, or it lies in a
+    /// directory another uid owns or group/other can write. Nothing was sent on it.
+    #[error("{} — {}", reason.problem(socket), reason.next_step())]
+    UntrustedSocket {
+        /// The socket that was refused.
+        socket: PathBuf,
+        /// Which check failed.
+        reason: Untrusted,
+    },
     /// The agent did not answer within the client's read timeout.
     #[error(
         "the agent on {} did not answer within {} — check that it is not stopped or hung",
@@ -142,6 +151,7 @@ impl Error {
             Self::NoAgent { .. }
             | Self::Disconnected { .. }
             | Self::Timeout { .. }
+            | Self::UntrustedSocket { .. }
             | Self::Io { .. }
             | Self::UnknownSource
             | Self::SecretsDirUnset => None,
@@ -183,6 +193,69 @@ impl Error {
                 code,
                 message: error.message,
             },
+        }
+    }
+}
+
+/// Why a socket is not trusted ([`Error::UntrustedSocket`]). Uids are effective uids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untrusted {
+    /// The process serving the socket runs as `uid` (from `SO_PEERCRED`), not as us.
+    PeerUid {
+        /// The peer's uid.
+        uid: u32,
+        /// Our own uid.
+        own: u32,
+    },
+    /// The socket's directory belongs to `uid`, who could put any socket there.
+    DirectoryOwner {
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Our own uid.
+        own: u32,
+    },
+    /// The socket's directory is writable by group or others, who could replace the socket.
+    DirectoryWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+impl Untrusted {
+    fn problem(&self, socket: &std::path::Path) -> String {
+        let socket = socket.display();
+        match self {
+            Self::PeerUid { uid, own } => format!(
+                "the socket {socket} is served by uid {uid}, not you (uid {own}): \
+                 something may be impersonating the agent"
+            ),
+            Self::DirectoryOwner { dir, uid, own } => format!(
+                "the socket {socket} is in {}, owned by uid {uid}, not you (uid {own}): \
+                 something may be impersonating the agent",
+                dir.display()
+            ),
+            Self::DirectoryWritable { dir, mode } => format!(
+                "the socket {socket} is in {}, which group or others can write \
+                 (mode {mode:04o}): anyone could put a fake agent there",
+                dir.display()
+            ),
+        }
+    }
+
+    fn next_step(&self) -> &'static str {
+        match self {
+            Self::PeerUid { .. } | Self::DirectoryOwner { .. } => {
+                "nothing was sent; do not use that socket: set XDG_RUNTIME_DIR or AVP_SOCK \
+                 to a directory only you own and start your own agent there"
+            }
+            Self::DirectoryWritable { .. } => {
+                "nothing was sent; make the directory private (`chmod go-w` it) or set \
+                 AVP_SOCK to a socket in a directory only you can write"
+            }
         }
     }
 }

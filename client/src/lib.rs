@@ -10,6 +10,8 @@
 //!   result, shared by both clients so no raw response ever reaches a caller.
 //! - [`session`]: [`Session`], the handle AUTHENTICATE returns.
 //! - [`socket_path`]: where the agent's socket is (`AVP_SOCK`, then the XDG default).
+//! - `trust` (private): before the first byte, the socket's directory and the peer's uid
+//!   (`SO_PEERCRED`) must be ours, or the call fails with [`Error::UntrustedSocket`].
 //! - [`error`]: [`Error`], typed, carrying the AVP [`ErrorCode`] and saying what to do next.
 //! - [`sources`]: [`get_secret`] and the [`SecretsBackend`]s it chooses from with
 //!   `AVP_SOURCE` (`agent`, `env`, `dir`).
@@ -25,12 +27,13 @@ pub mod error;
 pub mod session;
 pub mod socket_path;
 pub mod sources;
+mod trust;
 
 pub use async_client::AsyncClient;
 pub use calls::{DEFAULT_AGENT_ID, StoreOptions};
 pub use client::Client;
 pub use connection::DEFAULT_TIMEOUT;
-pub use error::{Error, Result};
+pub use error::{Error, Result, Untrusted};
 pub use session::Session;
 pub use sources::{SecretsBackend, get_secret};
 

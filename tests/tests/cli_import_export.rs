@@ -143,7 +143,8 @@ fn dotenv_export_then_import_round_trips_tricky_values() {
         ("BACKSLASHES", b"C:\\path\\n\\\\"),
         ("SPACES", b"  padded  "),
         ("DOLLAR", b"$HOME ${PATH}"),
-        ("BINARY", b"\xff\xfe\x00\x01'\n"),
+        ("BINARY", b"\xff\xfe\x01'\n"),
+        ("INJECTION", b"it's $(touch PWNED) `touch PWNED`"),
         ("EMPTY", b""),
         ("dotted.name-x", b"odd name"),
     ];
@@ -157,7 +158,7 @@ fn dotenv_export_then_import_round_trips_tricky_values() {
         .assert()
         .success()
         .stdout("")
-        .stderr(format!("exported 12 secret(s) to {}\n", file.display()));
+        .stderr(format!("exported 13 secret(s) to {}\n", file.display()));
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     avp(&agent)
@@ -171,6 +172,31 @@ fn dotenv_export_then_import_round_trips_tricky_values() {
     let out = run(&agent, &["export"], b"");
     assert_eq!(code(&out), 0);
     assert_eq!(out.stdout, std::fs::read(&file).unwrap());
+}
+
+#[test]
+fn a_value_with_a_nul_byte_is_not_exported_as_dotenv() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "FINE", b"ok");
+    set(&agent, "WITH_NUL", b"secret\x00part");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.env");
+    let out = run(
+        &agent,
+        &["export", "--format", "dotenv", "-o", file.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(code(&out), 1);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr,
+        "avp: `WITH_NUL` holds a NUL byte, which a dotenv file cannot carry (INVALID_REQUEST) \
+         — export with `--format json`, which keeps any bytes; nothing was exported\n"
+    );
+    assert!(!file.exists(), "nothing is written");
+    let out = run(&agent, &["export"], b"");
+    assert_eq!(code(&out), 1);
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Reading follows the common dotenv parsers:
 //! - blank lines and lines starting with `#` are skipped; `export ` before a name is ignored;
 //!   spaces around the name and after `=` are ignored;
-//! - `'single quotes'`: literal, may span lines;
+//! - `'single quotes'`: literal, may span lines; as in a shell, `\'` and further quoted
+//!   parts may follow directly (`'it'\''s'` is `it's`);
 //! - `"double quotes"`: `\n`, `\r`, `\t`, `\"` and `\\` are escapes (any other backslash is
 //!   kept as is), may span lines;
 //! - unquoted: to the end of the line, minus a ` #comment` (a `#` after a space or tab) and
@@ -11,8 +12,11 @@
 //! - after a closing quote only whitespace and a `#comment` may follow;
 //! - no `${VAR}` interpolation: a `$` is just a `$`.
 //!
-//! Writing quotes every value so that reading it back gives the same bytes: single quotes
-//! when the value has no `'`, CR or LF, else double quotes with escapes.
+//! Writing single-quotes every value and writes each `'` as `'\''` (close, escaped quote,
+//! reopen): the only quoting in which POSIX sh, bash and zsh expand nothing, so sourcing
+//! the file (`set -a; . ./file`) yields exactly the stored bytes and runs nothing, and
+//! reading it back gives the same bytes. A NUL byte cannot be written: no shell variable or
+//! environment can hold one.
 
 use avp_client::{ErrorCode, SecretName, SecretValue};
 use std::io::{self, Write};
@@ -133,16 +137,44 @@ impl Parser<'_> {
         Ok(Entry { name, value })
     }
 
+    /// `'…'`, then any run of `\'` and further `'…'` parts, joined as a shell joins them.
     fn single_quoted(&mut self, line: usize) -> Result<SecretValue, ParseError> {
-        let start = self.pos + 1;
-        let Some(len) = self.input[start..].iter().position(|&b| b == b'\'') else {
-            return Err(self.error(line, ErrorCode::InvalidRequest, "unterminated single quote"));
-        };
-        let value = SecretValue::from_slice(&self.input[start..start + len]);
-        self.count_lines(start, start + len);
-        self.pos = start + len + 1;
+        let first = self.pos;
+        // The joined value is never longer than the quoted text: find its end, size once.
+        let mut end = first;
+        loop {
+            if self.input[end..].starts_with(b"\\'") {
+                end += 2;
+            } else if self.input.get(end) == Some(&b'\'') {
+                let Some(len) = self.input[end + 1..].iter().position(|&b| b == b'\'') else {
+                    return Err(self.error(
+                        line,
+                        ErrorCode::InvalidRequest,
+                        "unterminated single quote",
+                    ));
+                };
+                end += len + 2;
+            } else {
+                break;
+            }
+        }
+        let mut value = Zeroizing::new(Vec::with_capacity(end - first));
+        let mut i = first;
+        while i < end {
+            if self.input[i] == b'\\' {
+                value.push(b'\'');
+                i += 2;
+            } else {
+                let part = &self.input[i + 1..end];
+                let len = part.iter().position(|&b| b == b'\'').unwrap_or(part.len());
+                value.extend_from_slice(&part[..len]);
+                i += len + 2;
+            }
+        }
+        self.count_lines(first, end);
+        self.pos = end;
         self.after_quote()?;
-        Ok(value)
+        Ok(SecretValue::from_slice(&value))
     }
 
     fn double_quoted(&mut self, line: usize) -> Result<SecretValue, ParseError> {
@@ -253,30 +285,32 @@ pub fn parse(input: &[u8], max_value: usize) -> Result<Vec<Entry>, ParseError> {
     }
 }
 
-/// Writes one `NAME='value'` or `NAME="value"` line that [`parse`] reads back exactly.
+/// True when `value` can be written: anything but a NUL byte.
+pub fn can_write(value: &[u8]) -> bool {
+    !value.contains(&0)
+}
+
+/// Writes one `NAME='value'` line (each `'` as `'\''`) that [`parse`] reads back exactly
+/// and a shell sources without expanding anything. A value with a NUL byte is refused
+/// (check [`can_write`] first); the error never contains the value.
 pub fn write_entry(out: &mut dyn Write, name: &SecretName, value: &[u8]) -> io::Result<()> {
+    if !can_write(value) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a NUL byte cannot be written to a dotenv file",
+        ));
+    }
     out.write_all(name.as_str().as_bytes())?;
-    if !value.iter().any(|b| matches!(b, b'\'' | b'\n' | b'\r')) {
-        out.write_all(b"='")?;
-        out.write_all(value)?;
-        return out.write_all(b"'\n");
+    out.write_all(b"='")?;
+    let mut parts = value.split(|&b| b == b'\'');
+    if let Some(first) = parts.next() {
+        out.write_all(first)?;
     }
-    out.write_all(b"=\"")?;
-    let mut start = 0;
-    for (i, &b) in value.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'"' => b"\\\"",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        out.write_all(&value[start..i])?;
-        out.write_all(escape)?;
-        start = i + 1;
+    for part in parts {
+        out.write_all(b"'\\''")?;
+        out.write_all(part)?;
     }
-    out.write_all(&value[start..])?;
-    out.write_all(b"\"\n")
+    out.write_all(b"'\n")
 }
 
 #[cfg(test)]

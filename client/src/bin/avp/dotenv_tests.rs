@@ -116,16 +116,59 @@ fn written_values_read_back_exactly() {
         b"line1\nline2\n",
         b"\r\n\\n literal backslash-n",
         b"  padded  ",
-        b"\xff\xfe binary \x00",
+        b"\xff\xfe binary",
         b"trailing backslash \\",
+        b"it's $(touch PWNED)",
+        b"'",
+        b"''leading and trailing''",
     ] {
         assert_eq!(round_trip(value), value);
     }
 }
 
+#[test]
+fn values_are_single_quoted_with_quotes_as_close_escape_reopen() {
+    let name = SecretName::new("CMD").unwrap();
+    let mut file = Vec::new();
+    write_entry(&mut file, &name, b"it's $(touch PWNED)").unwrap();
+    assert_eq!(
+        file,
+        br"CMD='it'\''s $(touch PWNED)'"
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>()
+    );
+}
+
+#[test]
+fn single_quoted_parts_join_as_in_a_shell() {
+    assert_eq!(one(r"A='it'\''s'"), b"it's");
+    assert_eq!(one(r"A='a''b'"), b"ab");
+    assert_eq!(one(r"A=''\'''  # a lone quote"), b"'");
+    assert_eq!(pairs("A='x\n'\\''\ny'\nB=2")[0].1, b"x\n'\ny");
+    let err = error(r"A='it'\''s");
+    assert_eq!(err.reason, "unterminated single quote");
+    let err = error(r"A='a'\x");
+    assert_eq!(err.reason, "unexpected text after the closing quote");
+}
+
+#[test]
+fn a_nul_byte_is_refused_without_echoing_the_value() {
+    let name = SecretName::new("K").unwrap();
+    let mut file = Vec::new();
+    let err = write_entry(&mut file, &name, b"secret\x00part").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(!err.to_string().contains("secret"), "{err}");
+    assert!(file.is_empty());
+}
+
 proptest! {
     #[test]
-    fn any_bytes_round_trip(value in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn any_bytes_but_nul_round_trip(value in proptest::collection::vec(1u8.., 0..200)) {
         prop_assert_eq!(round_trip(&value), value);
     }
 }
+
+#[path = "dotenv_shell_tests.rs"]
+mod shell;

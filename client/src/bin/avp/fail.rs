@@ -1,5 +1,5 @@
 //! Why a command failed, and the exit code and one-line message each failure gets
-//! (contract §8): 1 refused, 2 usage, 3 no agent, 4 locked.
+//! (contract §8): 1 refused, 2 usage, 3 no agent, 4 locked, 5 the socket is not ours.
 
 use avp_client::{Error, ErrorCode};
 use std::io;
@@ -12,6 +12,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NO_AGENT: u8 = 3;
 /// Exit code: the vault is locked.
 pub const EXIT_LOCKED: u8 = 4;
+/// Exit code: the socket is served by another uid or lies in a directory others control;
+/// nothing was sent on it.
+pub const EXIT_UNTRUSTED: u8 = 5;
 /// Exit code after a write to a closed pipe, as if killed by SIGPIPE (128 + 13).
 pub const EXIT_BROKEN_PIPE: u8 = 141;
 
@@ -87,6 +90,7 @@ impl Failure {
         match self {
             Self::Client(err) if err.is_unreachable() => EXIT_NO_AGENT,
             Self::Client(Error::VaultLocked) => EXIT_LOCKED,
+            Self::Client(Error::UntrustedSocket { .. }) => EXIT_UNTRUSTED,
             Self::Client(_) | Self::Refused { .. } | Self::Io { .. } => EXIT_REFUSED,
             Self::Usage { .. } => EXIT_USAGE,
             Self::Exit(code) => *code,
@@ -94,12 +98,15 @@ impl Failure {
     }
 
     /// The code on the error line: the AVP code, or avp's own for failures that have none
-    /// (`NO_AGENT`, `USAGE`, `IO_ERROR`). `None` for a quiet exit.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `IO_ERROR`). `None` for a quiet exit.
     pub fn code(&self) -> Option<String> {
         match self {
             Self::Client(err) => Some(match err.code() {
                 Some(code) => code.as_str().to_owned(),
                 None if err.is_unreachable() => "NO_AGENT".to_owned(),
+                None if matches!(err, Error::UntrustedSocket { .. }) => {
+                    "UNTRUSTED_SOCKET".to_owned()
+                }
                 None => "IO_ERROR".to_owned(),
             }),
             Self::Refused { code, .. } => Some(code.as_str().to_owned()),
@@ -134,7 +141,7 @@ impl Failure {
     }
 
     /// The one-line message: `problem (AVP_CODE) — next step`; avp's own codes
-    /// (`NO_AGENT`, `USAGE`, `IO_ERROR`) appear only in the JSON form.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `IO_ERROR`) appear only in the JSON form.
     pub fn line(&self) -> String {
         let (problem, next) = self.problem_and_next_step();
         let mut line = problem;
@@ -169,6 +176,15 @@ mod tests {
         });
         assert_eq!(refused.exit_code(), 1);
         assert_eq!(Failure::usage("x", "y").exit_code(), 2);
+        let untrusted = Failure::from(Error::UntrustedSocket {
+            socket: PathBuf::from("/tmp/avp-1000/agent.sock"),
+            reason: avp_client::Untrusted::PeerUid {
+                uid: 1002,
+                own: 1000,
+            },
+        });
+        assert_eq!(untrusted.exit_code(), 5);
+        assert_eq!(untrusted.code().as_deref(), Some("UNTRUSTED_SOCKET"));
         assert_eq!(Failure::Exit(7).exit_code(), 7);
     }
 

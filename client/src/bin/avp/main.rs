@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod code_env;
 mod context;
 mod dotenv;
 mod fail;
 mod generate;
+mod harden;
 mod input;
 mod jsonfile;
 mod output;
@@ -47,10 +49,12 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, so no secret ever lives in a dumpable process.
+    let hardened = harden::harden_process();
     // clap prints usage errors itself and exits 2; --help and --version exit 0.
     let cli = Cli::parse();
     let ctx = Ctx::new(cli.global);
-    match dispatch(&ctx, cli.command) {
+    match hardened.and_then(|()| dispatch(&ctx, cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             output::print_failure(&failure, ctx.json);

@@ -5,8 +5,16 @@
 //! secret whose name is not a valid environment variable name (`.` and `-` are allowed in
 //! secret names) or whose value contains a NUL byte is skipped with a warning. Non-UTF-8
 //! values are passed as their raw bytes. The session is ended before the exec.
+//!
+//! Variables that change what code the command loads (`LD_PRELOAD`, `PATH`…, the list is in
+//! [`crate::code_env`]) are skipped with a warning unless named with `--only`.
+//!
+//! Every descriptor avp opens is close-on-exec (std opens them all with `O_CLOEXEC` /
+//! `SOCK_CLOEXEC`, and the connection is closed before the exec anyway): the command
+//! inherits only what avp itself inherited.
 
 use crate::cli::RunArgs;
+use crate::code_env;
 use crate::context::{self, Ctx};
 use crate::fail::Failure;
 use crate::output;
@@ -66,6 +74,13 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), Failure> {
         if !is_env_name(name.as_str()) {
             output::warn(&format!(
                 "skipping {name}: not a valid environment variable name"
+            ));
+            continue;
+        }
+        if only.is_empty() && code_env::changes_loaded_code(name.as_str()) {
+            output::warn(&format!(
+                "skipping {name}: it changes what code the command loads; \
+                 pass it with `--only {name}` if you mean it"
             ));
             continue;
         }

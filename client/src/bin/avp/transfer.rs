@@ -132,6 +132,22 @@ fn create_private(path: &Path) -> Result<fs::File, Failure> {
     Ok(file)
 }
 
+/// A value with a NUL byte cannot be sourced by a shell nor held in an environment: the
+/// dotenv export refuses it before writing anything, naming the secret (never the value).
+fn refuse_unwritable(entries: &[(SecretName, SecretValue)]) -> Result<(), Failure> {
+    match entries
+        .iter()
+        .find(|(_, value)| !dotenv::can_write(value.expose_secret()))
+    {
+        Some((name, _)) => Err(Failure::refused(
+            ErrorCode::InvalidRequest,
+            format!("`{name}` holds a NUL byte, which a dotenv file cannot carry"),
+            "export with `--format json`, which keeps any bytes; nothing was exported",
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
     ctx.workspace()?;
     let entries = ctx.with_session(|client, session| {
@@ -143,6 +159,9 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
         }
         Ok(entries)
     })?;
+    if matches!(args.format, Format::Dotenv) {
+        refuse_unwritable(&entries)?;
+    }
     let text = output::render_secret(|out| match args.format {
         Format::Dotenv => entries
             .iter()
