@@ -10,7 +10,7 @@ use crate::cli::{ExportArgs, Format, ImportArgs};
 use crate::context::Ctx;
 use crate::fail::Failure;
 use crate::output::{self, print_json};
-use crate::{dotenv, input, jsonfile};
+use crate::{dotenv, input, jsonfile, run};
 use avp_client::{ErrorCode, Labels, SecretName, SecretValue, StoreOptions};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -132,9 +132,23 @@ fn create_private(path: &Path) -> Result<fs::File, Failure> {
     Ok(file)
 }
 
-/// A value with a NUL byte cannot be sourced by a shell nor held in an environment: the
-/// dotenv export refuses it before writing anything, naming the secret (never the value).
+/// What a dotenv export cannot carry safely, refused before anything is written, naming
+/// the secret (never the value): a NUL byte, which no shell variable or environment can
+/// hold, and a name that is not a shell variable name (`.` and `-` are valid in secret
+/// names), which `set -a; . ./file` would run as a command word instead of assigning.
 fn refuse_unwritable(entries: &[(SecretName, SecretValue)]) -> Result<(), Failure> {
+    let next =
+        "export with `--format json`, which keeps any name and any bytes; nothing was exported";
+    if let Some((name, _)) = entries
+        .iter()
+        .find(|(name, _)| !run::is_env_name(name.as_str()))
+    {
+        return Err(Failure::refused(
+            ErrorCode::InvalidRequest,
+            format!("`{name}` is not a shell variable name, so a dotenv file cannot carry it"),
+            next,
+        ));
+    }
     match entries
         .iter()
         .find(|(_, value)| !dotenv::can_write(value.expose_secret()))
@@ -142,7 +156,7 @@ fn refuse_unwritable(entries: &[(SecretName, SecretValue)]) -> Result<(), Failur
         Some((name, _)) => Err(Failure::refused(
             ErrorCode::InvalidRequest,
             format!("`{name}` holds a NUL byte, which a dotenv file cannot carry"),
-            "export with `--format json`, which keeps any bytes; nothing was exported",
+            next,
         )),
         None => Ok(()),
     }
