@@ -10,12 +10,18 @@
 //! (agent shutdown) writes what is left. A `SIGKILL` can lose the last 50 ms of lines; the
 //! file is only as tamper-proof as the user's own files anyway (the same uid can edit it).
 //! The file is created 0600.
+//!
+//! The path is not trusted: the log names every secret that is read, so another user must
+//! not be able to read it, and a planted symlink must not turn the appends into writes to
+//! another file (`~/.bashrc`). Like the socket directory, the log is refused — the agent
+//! does not start — unless it is a regular file of ours, with one link, closed to group
+//! and other, opened without following a symlink, in a directory others cannot write to.
 
 use avp_protocol::{ErrorCode, SecretName, WorkspaceId};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -85,19 +91,17 @@ fn rfc3339_now() -> String {
 }
 
 impl Audit {
-    /// Opens (creating 0600, appending) the audit log at `path`.
+    /// Opens (creating 0600, appending) the audit log at `path`, after the checks in the
+    /// module docs; a refusal says what is wrong and how to fix it.
     pub fn open(path: &Path) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)?;
+            check_directory(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
+        let file = open_log_file(path)?;
         let shared = Arc::new(Shared::default());
         let flushing = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
@@ -144,6 +148,79 @@ impl Audit {
             self.shared.wake.notify_one();
         }
     }
+}
+
+fn refused(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, message)
+}
+
+/// The log's directory must not let other users replace or plant files in it.
+fn check_directory(dir: &Path) -> io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    let uid = nix::unistd::getuid().as_raw();
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(refused(format!(
+            "its directory {} belongs to uid {}, not to you (uid {uid}): pass --audit-log \
+             with a path in a directory of yours",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refused(format!(
+            "its directory {} is writable by other users (mode {mode:o}): run `chmod go-w \
+             {}` or pass --audit-log with a path in a private directory",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the log for appending without following a symlink or blocking on a FIFO, and
+/// checks what was opened (so the check and the use are the same file).
+fn open_log_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(nix::libc::ELOOP) => refused(format!(
+                "it is a symlink: remove {} (the agent creates the log itself) or pass \
+                 --audit-log with the real path",
+                path.display()
+            )),
+            _ => err,
+        })?;
+    let meta = file.metadata()?;
+    let uid = nix::unistd::getuid().as_raw();
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
+        return Err(refused(format!(
+            "it is not a plain file (a directory, FIFO, device or a file with other hard \
+             links): remove {} or pass another --audit-log",
+            path.display()
+        )));
+    }
+    if meta.uid() != uid {
+        return Err(refused(format!(
+            "it belongs to uid {}, not to you (uid {uid}): remove {} or pass another \
+             --audit-log",
+            meta.uid(),
+            path.display()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(refused(format!(
+            "it is open to other users (mode {mode:o}), who could read the secret names in \
+             it: run `chmod 600 {}` and start again",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// The flusher: waits for a first line, lets more gather for [`FLUSH_DELAY`], writes them

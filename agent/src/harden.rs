@@ -30,6 +30,12 @@
 //!   everything already unlocked keeps being served. (A handler, not `SIG_IGN`: an ignored
 //!   signal would stay ignored in the `-- CMD` child, a handled one is reset by `exec`.)
 //!
+//! - **Descriptors reaching `-- CMD`**: every descriptor the agent opens is close-on-exec
+//!   (std and tokio do it; raw `pipe2` calls pass `O_CLOEXEC`), and those inherited from
+//!   whoever started the agent are marked close-on-exec at start-up, so CMD gets 0, 1 and 2
+//!   only — it can neither poke the agent's internals nor keep the agent alive by holding a
+//!   pipe end.
+//!
 //! What it does not protect against: root, the kernel, or code running as this user before
 //! the agent started (e.g. an `LD_PRELOAD` in the service environment).
 //!
@@ -59,7 +65,46 @@ pub fn harden_process() -> anyhow::Result<()> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     ignore_file_size_signal()?;
     pin_mmap_threshold();
+    inherited_fds_close_on_exec();
     Ok(())
+}
+
+/// Marks every descriptor above 2 close-on-exec: whatever the agent's launcher left open
+/// stays usable here (a systemd socket, the `--daemon` readiness pipe) but is not handed on
+/// to `-- CMD`.
+fn inherited_fds_close_on_exec() {
+    // SAFETY: `close_range` with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors;
+    // it closes nothing and touches no memory.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let flagged = unsafe {
+        nix::libc::close_range(
+            3,
+            nix::libc::c_uint::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC as _,
+        )
+    } == 0;
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let flagged = false;
+    if flagged {
+        return;
+    }
+    // Kernels before 5.11: one descriptor at a time.
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        tracing::warn!("cannot list /proc/self/fd; inherited descriptors may reach -- CMD");
+        return;
+    };
+    let fds: Vec<RawFd> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number that may no longer be open (the listing's own
+        // descriptor) fails with EBADF and changes nothing; no memory is involved.
+        unsafe {
+            nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// Large allocations always get their own mapping, returned to the kernel when freed.

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 /// Runs the agent until a terminating signal (or the end of `command`, if given).
@@ -31,14 +31,17 @@ pub async fn run(
     let server = Server::start(listener, Arc::clone(&state)).context("cannot start serving")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let timers = tokio::spawn(lock_timers(Arc::clone(&state), shutdown_rx));
+    // Handlers first: once the agent says it is ready, a SIGTERM must stop it cleanly (the
+    // default action would kill it and leave its socket and lock file behind).
+    let mut signals = Signals::install()?;
     daemon::notify_ready(!state.is_unlocked());
     if daemon::is_daemon_child() {
-        daemon::detach_stderr();
+        daemon::report_ready();
     }
     let exit = match command.split_first() {
-        Some((program, args)) => run_command(&state, socket, program, args).await?,
+        Some((program, args)) => run_command(&state, socket, &mut signals, program, args).await?,
         None => {
-            wait_for_termination(&state).await?;
+            signals.wait_for_termination(&state).await;
             ExitCode::SUCCESS
         }
     };
@@ -50,18 +53,33 @@ pub async fn run(
     Ok(exit)
 }
 
-/// Waits for SIGTERM/SIGINT/SIGHUP, locking on every SIGUSR1 meanwhile.
-async fn wait_for_termination(state: &AgentState) -> Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
-            _ = hup.recv() => { tracing::info!("SIGHUP: stopping"); return Ok(()); }
-            _ = usr1.recv() => { state.lock("SIGUSR1"); }
+/// The signals the agent handles, caught from [`Signals::install`] on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    usr1: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+        })
+    }
+
+    /// Waits for SIGTERM/SIGINT/SIGHUP, locking on every SIGUSR1 meanwhile.
+    async fn wait_for_termination(&mut self, state: &AgentState) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!("SIGTERM: stopping"); return; }
+                _ = self.int.recv() => { tracing::info!("SIGINT: stopping"); return; }
+                _ = self.hup.recv() => { tracing::info!("SIGHUP: stopping"); return; }
+                _ = self.usr1.recv() => { state.lock("SIGUSR1"); }
+            }
         }
     }
 }
@@ -72,6 +90,7 @@ async fn wait_for_termination(state: &AgentState) -> Result<()> {
 async fn run_command(
     state: &AgentState,
     socket: &AgentSocket,
+    signals: &mut Signals,
     program: &OsString,
     args: &[OsString],
 ) -> Result<ExitCode> {
@@ -84,7 +103,7 @@ async fn run_command(
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
     let status = tokio::select! {
         status = child.wait() => status?,
-        result = wait_for_termination(state) => { result?; return Ok(ExitCode::SUCCESS); }
+        () = signals.wait_for_termination(state) => return Ok(ExitCode::SUCCESS),
     };
     use std::os::unix::process::ExitStatusExt;
     let code = status

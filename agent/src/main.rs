@@ -81,9 +81,11 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let key_store =
         open_key_store(&config, backend_settings).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let socket = AgentSocket::open(&paths.socket)?;
+    // The audit log is checked before the socket is bound, so a refused log leaves no
+    // socket or lock file behind.
     let audit = Audit::open(&paths.audit_log)
         .with_context(|| format!("cannot open the audit log {}", paths.audit_log.display()))?;
+    let socket = AgentSocket::open(&paths.socket)?;
     let settings = Settings {
         idle_lock: args.idle_lock,
         max_unlock: args.max_unlock,

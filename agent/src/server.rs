@@ -177,7 +177,9 @@ pub struct Server {
 impl Server {
     /// Starts accepting on `listener` on a thread of its own.
     pub fn start(listener: UnixListener, state: Arc<AgentState>) -> std::io::Result<Self> {
-        let (wake_read, wake) = nix::unistd::pipe()?;
+        // Close-on-exec: a `-- CMD` child holding the write end would keep the accept loop
+        // from ever seeing it close (the agent could not stop) and could wake it at will.
+        let (wake_read, wake) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let registry = Arc::new(Registry::default());
         let accepting = Arc::clone(&registry);
         let thread = std::thread::Builder::new()

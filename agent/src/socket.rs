@@ -8,7 +8,8 @@
 //! that does not answer is stale: replace it. The socket is 0600.
 //!
 //! A socket the agent bound is removed when it exits — unless the file at that path is no
-//! longer the one it bound. A socket systemd passed in is never unlinked.
+//! longer the one it bound — and so is its lock file. A socket systemd passed in is never
+//! unlinked.
 
 use crate::fsutil::{self, LockError, LockFile};
 use anyhow::{Context, Result, bail};
@@ -25,7 +26,8 @@ struct Owned {
     path: PathBuf,
     dev: u64,
     ino: u64,
-    _lock: LockFile,
+    /// `<socket>.lock`, held for the agent's life and unlinked at a clean exit.
+    lock: LockFile,
 }
 
 /// The listening socket and how it came to be.
@@ -108,12 +110,14 @@ impl AgentSocket {
                 path: path.to_path_buf(),
                 dev: meta.dev(),
                 ino: meta.ino(),
-                _lock: lock,
+                lock,
             }),
         })
     }
 
-    /// Removes the socket file if this agent bound it and it is still the same file.
+    /// Removes the socket file if this agent bound it and it is still the same file, then
+    /// its lock file — still holding the lock, so an agent starting meanwhile either fails
+    /// on the lock or takes a fresh one (see [`LockFile::acquire`]), never both.
     pub fn remove(&self) {
         let Some(owned) = &self.owned else {
             return;
@@ -126,6 +130,7 @@ impl AgentSocket {
             }
             _ => tracing::debug!("the socket file was replaced; leaving it"),
         }
+        owned.lock.remove();
     }
 }
 

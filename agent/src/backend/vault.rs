@@ -45,6 +45,7 @@ impl VaultKeyStore {
             ),
             LockError::Io(err) => BackendError::io("locking the vault directory", err),
         })?;
+        disk::remove_stale_temps(dir);
         Ok(Self {
             dir: dir.to_path_buf(),
             settings,

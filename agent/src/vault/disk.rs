@@ -14,11 +14,17 @@
 //! [`COMPACT_AFTER_ENTRIES`] writes so that last part stays small.
 //!
 //! Crash safety, step by step. `init` writes the snapshot and the journal first and the
-//! identity last, so a vault exists only once it is complete. Compaction writes
-//! `snapshot.age.tmp` and an empty `journal.N+1`, syncs both, renames the snapshot over
-//! the old one and syncs the directory: before the rename the old snapshot and `journal.N`
-//! are intact; after it the new snapshot already holds everything `journal.N` held. An
-//! acknowledged write is in the journal (synced) or in a snapshot (synced and renamed).
+//! identity last, so a vault exists only once it is complete. Compaction writes a new temp
+//! file `snapshot.age.tmp.<random>` and an empty `journal.N+1`, syncs both, renames the
+//! snapshot over the old one and syncs the directory: before the rename the old snapshot
+//! and `journal.N` are intact; after it the new snapshot already holds everything
+//! `journal.N` held. An acknowledged write is in the journal (synced) or in a snapshot
+//! (synced and renamed). Temp files a crash leaves behind are removed when an agent next
+//! takes the directory.
+//!
+//! Every vault file is opened without following a symlink or blocking, and must be a
+//! regular file: anything else (a FIFO, a device, a directory, a link) is `INTEGRITY_ERROR`
+//! at once, naming the file.
 //!
 //! Reads never write: loading leaves every file as it found it, and a vault that fails to
 //! decrypt or authenticate is reported, never repaired or overwritten.
@@ -34,9 +40,8 @@ use crate::backend::{BackendError, BackendSettings};
 use crate::fsutil;
 use age::{DecryptError, Decryptor, Encryptor};
 use avp_protocol::{Passphrase, Timestamp};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The passphrase-wrapped identity.
@@ -137,6 +142,11 @@ impl DiskVault {
             ScanError::Corrupt => BackendError::Integrity(
                 "the vault journal is corrupt: restore the vault directory from a backup",
             ),
+            ScanError::Io(err) if fsutil::is_not_regular(&err) => BackendError::Integrity(
+                "the vault journal (journal.<N> in the vault directory) is not a regular file \
+                 (a symlink, FIFO, device or directory): restore the vault directory from a \
+                 backup",
+            ),
             ScanError::Io(err) if err.kind() == io::ErrorKind::NotFound => BackendError::Integrity(
                 "the vault journal is missing: restore the vault directory from a backup",
             ),
@@ -155,7 +165,16 @@ impl DiskVault {
             purged,
             "vault loaded"
         );
-        let journal = Journal::open(&journal_path, &scan).map_err(io_err("opening the journal"))?;
+        let journal = Journal::open(&journal_path, &scan).map_err(|err| {
+            if fsutil::is_not_regular(&err) {
+                BackendError::Integrity(
+                    "the vault journal was replaced by something other than a regular file \
+                     during unlock: restore the vault directory from a backup",
+                )
+            } else {
+                BackendError::io("opening the journal", err)
+            }
+        })?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -194,16 +213,27 @@ impl DiskVault {
     pub fn compact(&mut self, store: &SecretStore, now: Timestamp) -> Result<(), BackendError> {
         let next = self.generation + 1;
         let snapshot = self.dir.join(SNAPSHOT_FILE);
-        let tmp = fsutil::tmp_path(&snapshot);
-        let written = self.write_snapshot(&tmp, store, next, now);
+        let (file, tmp) =
+            fsutil::create_temp(&snapshot).map_err(io_err("creating a snapshot.age temp file"))?;
+        let written = self.write_snapshot(file, store, next, now);
         if let Err(err) = written {
             let _ = fs::remove_file(&tmp);
             return Err(err);
         }
         let journal_path = self.dir.join(journal_file(next));
-        let journal = Journal::create(&journal_path).map_err(io_err("creating the journal"))?;
-        fsutil::sync_dir(&self.dir).map_err(io_err("syncing the vault directory"))?;
-        fs::rename(&tmp, &snapshot).map_err(io_err("replacing snapshot.age"))?;
+        let journal = Journal::create(&journal_path);
+        let renamed = journal.and_then(|journal| {
+            fsutil::sync_dir(&self.dir)?;
+            fs::rename(&tmp, &snapshot)?;
+            Ok(journal)
+        });
+        let journal = match renamed {
+            Ok(journal) => journal,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(BackendError::io("starting the next snapshot", err));
+            }
+        };
         fsutil::sync_dir(&self.dir).map_err(io_err("syncing the vault directory"))?;
         self.generation = next;
         self.journal = journal;
@@ -236,23 +266,16 @@ impl DiskVault {
 
     fn write_snapshot(
         &mut self,
-        path: &Path,
+        file: File,
         store: &SecretStore,
         generation: u64,
         now: Timestamp,
     ) -> Result<(), BackendError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err("creating snapshot.age.tmp"))?;
         let encryptor = Encryptor::with_recipients(std::iter::once(&self.recipient as _))
             .map_err(|_| BackendError::Encryption("age could not encrypt the snapshot"))?;
         let mut out = encryptor
             .wrap_output(BufWriter::with_capacity(256 << 10, file))
-            .map_err(io_err("writing snapshot.age.tmp"))?;
+            .map_err(io_err("writing the snapshot.age temp file"))?;
         let header = SnapshotHeader {
             magic: SNAPSHOT_MAGIC,
             vault_id: self.vault_id,
@@ -265,17 +288,20 @@ impl DiskVault {
             out.write_all(&(scratch.as_slice().len() as u32).to_be_bytes())?;
             out.write_all(scratch.as_slice())
         };
-        write_record(&mut out, &header).map_err(io_err("writing snapshot.age.tmp"))?;
+        write_record(&mut out, &header).map_err(io_err("writing the snapshot.age temp file"))?;
         store
             .for_each_version(now, |meta, value| {
                 write_record(&mut out, &Op::put(meta, value))
             })
-            .map_err(io_err("writing snapshot.age.tmp"))?;
-        let buffered = out.finish().map_err(io_err("writing snapshot.age.tmp"))?;
+            .map_err(io_err("writing the snapshot.age temp file"))?;
+        let buffered = out
+            .finish()
+            .map_err(io_err("writing the snapshot.age temp file"))?;
         let file = buffered
             .into_inner()
-            .map_err(|e| BackendError::io("writing snapshot.age.tmp", e.into_error()))?;
-        file.sync_all().map_err(io_err("syncing snapshot.age.tmp"))
+            .map_err(|e| BackendError::io("writing the snapshot.age temp file", e.into_error()))?;
+        file.sync_all()
+            .map_err(io_err("syncing the snapshot.age temp file"))
     }
 }
 
@@ -304,6 +330,10 @@ fn count_live_versions(store: &SecretStore, now: Timestamp) -> u64 {
 fn read_identity_file(dir: &Path) -> Result<Vec<u8>, BackendError> {
     fsutil::read_bounded(&dir.join(IDENTITY_FILE), MAX_IDENTITY_FILE).map_err(|err| {
         match err.kind() {
+            _ if fsutil::is_not_regular(&err) => BackendError::Integrity(
+                "identity.age is not a regular file (a symlink, FIFO, device or directory): \
+                 put the vault's identity.age back from a backup",
+            ),
             io::ErrorKind::NotFound => BackendError::NotInitialized,
             io::ErrorKind::InvalidData => {
                 BackendError::Integrity("identity.age is too large to be an avp identity")
@@ -324,12 +354,23 @@ fn load_snapshot(
     store: &mut SecretStore,
     scratch: &mut LockedBuf,
 ) -> Result<SnapshotHeader, BackendError> {
-    let file = File::open(dir.join(SNAPSHOT_FILE)).map_err(|err| match err.kind() {
-        io::ErrorKind::NotFound => BackendError::Integrity(
-            "snapshot.age is missing: restore the vault directory from a backup",
-        ),
-        _ => BackendError::io("opening snapshot.age", err),
-    })?;
+    let file =
+        fsutil::open_regular(&dir.join(SNAPSHOT_FILE), false).map_err(|err| match err.kind() {
+            _ if fsutil::is_not_regular(&err) => BackendError::Integrity(
+                "snapshot.age is not a regular file (a symlink, FIFO, device or directory): \
+             put the vault's snapshot.age back from a backup",
+            ),
+            io::ErrorKind::NotFound => BackendError::Integrity(
+                "snapshot.age is missing: restore the vault directory from a backup",
+            ),
+            _ => BackendError::io("opening snapshot.age", err),
+        })?;
+    // Never read past the size it had when opened.
+    let len = file
+        .metadata()
+        .map_err(io_err("reading snapshot.age"))?
+        .len();
+    let file = file.take(len);
     let decryptor = Decryptor::new_buffered(BufReader::with_capacity(256 << 10, file))
         .map_err(|err| decrypt_failure(&err))?;
     let mut reader = decryptor
@@ -421,6 +462,14 @@ fn replay_entry(
             Ok(())
         }
     }
+}
+
+/// Removes the temp files a crash left in the vault directory (an identity or snapshot
+/// being replaced). Called when the agent takes the directory's lock, before anything
+/// else writes there.
+pub fn remove_stale_temps(dir: &Path) {
+    fsutil::remove_stale_temps(&dir.join(IDENTITY_FILE));
+    fsutil::remove_stale_temps(&dir.join(SNAPSHOT_FILE));
 }
 
 /// Re-wraps the identity in `dir` under `new`; the records are untouched. Keeps the work

@@ -16,8 +16,9 @@
 //! only writes fail — until the file can be opened for writing again, which every append
 //! retries.
 
+use crate::fsutil;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -56,10 +57,20 @@ fn header(len: u32) -> [u8; HEADER_LEN] {
     bytes
 }
 
-/// Reads every entry of the journal at `path`. Never writes.
+/// The largest journal read at unlock. Compaction keeps journals near 64 MiB at most
+/// (`disk::COMPACT_AFTER_BYTES`); a larger file was not left by avp.
+pub const MAX_JOURNAL_LEN: u64 = 1 << 30;
+
+/// Reads every entry of the journal at `path`, which must be a regular file
+/// ([`fsutil::open_regular`]) of at most [`MAX_JOURNAL_LEN`] bytes. Never writes.
 pub fn scan(path: &Path) -> Result<Scan, ScanError> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
+    let bytes = fsutil::read_bounded(path, MAX_JOURNAL_LEN).map_err(|err| {
+        if err.kind() == io::ErrorKind::InvalidData && !fsutil::is_not_regular(&err) {
+            ScanError::Corrupt
+        } else {
+            ScanError::Io(err)
+        }
+    })?;
     scan_bytes(&bytes)
 }
 
@@ -95,7 +106,7 @@ fn scan_bytes(bytes: &[u8]) -> Result<Scan, ScanError> {
 }
 
 fn open_for_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(path)
+    fsutil::open_regular(path, true)
 }
 
 /// Write access refused: a read-only mount, an immutable file, missing permission.
@@ -121,14 +132,22 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates an empty journal at `path` (replacing any stale file) and syncs it. The
-    /// caller syncs the directory.
+    /// Creates an empty journal at `path` and syncs it. The caller syncs the directory.
+    ///
+    /// Whatever is at `path` (a stale journal of a failed compaction, or anything planted
+    /// there) is unlinked, never opened: the journal is a new file (`O_CREAT | O_EXCL |
+    /// O_NOFOLLOW`), so no file the agent did not create is ever truncated.
     pub fn create(path: &Path) -> io::Result<Self> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)?;
         file.sync_all()?;
