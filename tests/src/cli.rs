@@ -5,7 +5,7 @@ use crate::{TEST_PASSPHRASE, TestAgent, avp_bin};
 use assert_cmd::Command;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// An `avp` command in a clean environment: only `PATH` (so `avp run` finds programs) and
 /// `AVP_SOCK` = `socket`. It is killed after 60 s, so a hang fails the test.
@@ -79,4 +79,45 @@ pub fn text(bytes: &[u8]) -> String {
 /// The exit code, asserting the process exited (was not killed by a signal).
 pub fn code(output: &Output) -> i32 {
     output.status.code().expect("avp exited normally")
+}
+
+/// Checks that `avp unlock` on the (unlocked) vault of `agent` checks the passphrase: a
+/// wrong one is `AUTHENTICATION_FAILED` (exit 1), throttled like a locked unlock (the
+/// second attempt waits out the first failure's 100 ms, the right one the second's 200 ms),
+/// and leaves the vault unlocked; the right one says the vault was already unlocked.
+pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
+    let wrong = || {
+        let started = Instant::now();
+        let out = run(agent, &["unlock", "--passphrase-stdin"], b"MARKER-guess\n");
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), 1, "a wrong passphrase was accepted: {stderr}");
+        assert!(
+            stderr.starts_with("avp: wrong passphrase (AUTHENTICATION_FAILED) — "),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("MARKER"),
+            "the passphrase is echoed: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+        started.elapsed()
+    };
+    wrong();
+    assert!(
+        wrong() >= Duration::from_millis(100),
+        "no backoff after a failure"
+    );
+    let started = Instant::now();
+    avp(agent)
+        .args(["unlock", "--passphrase-stdin"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success()
+        .stdout("vault already unlocked\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the right passphrase skipped the backoff"
+    );
+    let status = text(&run(agent, &["status"], b"").stdout);
+    assert!(status.starts_with("vault:    unlocked"), "{status}");
 }

@@ -2,7 +2,10 @@
 //! 4 locked) and one-line messages with the AVP code and the next step.
 
 use avp_tests::TestAgent;
-use avp_tests::cli::{avp, avp_at, code, passphrase_line, run, set, text};
+use avp_tests::cli::{
+    assert_unlock_checks_the_passphrase_when_unlocked, avp, avp_at, code, passphrase_line, run,
+    set, text,
+};
 use std::path::Path;
 
 const NO_AGENT_HINT: &str = "start one with `systemctl --user enable --now avp-agent.socket` or `eval \"$(avp-agent --daemon)\"`";
@@ -138,6 +141,12 @@ fn a_wrong_passphrase_is_refused_with_authentication_failed() {
         !stderr.contains("MARKER"),
         "the passphrase is never echoed: {stderr}"
     );
+}
+
+#[test]
+fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
+    let agent = TestAgent::start_initialized();
+    assert_unlock_checks_the_passphrase_when_unlocked(&agent);
 }
 
 #[test]

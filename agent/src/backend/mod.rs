@@ -230,6 +230,11 @@ pub trait KeyStore: Send + Sync {
     /// records that do not decrypt — in which case nothing is written.
     fn unlock(&self, passphrase: &Passphrase) -> Result<Box<dyn Backend>, BackendError>;
 
+    /// Checks `passphrase` by unwrapping the identity (the same scrypt as an unlock) without
+    /// opening the records: UNLOCK of an unlocked vault must still refuse a wrong one.
+    /// `AuthenticationFailed` when wrong.
+    fn verify(&self, passphrase: &Passphrase) -> Result<(), BackendError>;
+
     /// Re-wraps the identity under `new`; records are untouched.
     fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError>;
 }

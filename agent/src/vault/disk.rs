@@ -423,6 +423,12 @@ fn replay_entry(
     }
 }
 
+/// Checks `passphrase` against the identity in `dir` (one scrypt); nothing else is read.
+pub fn verify_passphrase(dir: &Path, passphrase: &Passphrase) -> Result<(), BackendError> {
+    let wrapped = read_identity_file(dir)?;
+    crypto::unwrap_identity(&wrapped, passphrase).map(drop)
+}
+
 /// Re-wraps the identity in `dir` under `new`; the records are untouched. Keeps the work
 /// factor the identity was written with.
 pub fn change_passphrase(
