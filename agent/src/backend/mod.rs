@@ -23,8 +23,8 @@ pub mod vault;
 pub use local::MemoryBackend;
 
 use avp_protocol::{
-    ErrorCode, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult, Secret,
-    SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
+    ErrorCode, ExpiryChange, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult,
+    Secret, SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
 };
 use std::path::PathBuf;
 
@@ -96,6 +96,10 @@ impl BackendError {
     }
 }
 
+/// Why a STORE setting an expiry at or before now is refused, and what to do instead.
+pub const PAST_EXPIRY: &str =
+    "expires_at is in the past: give a future time, or keep or clear the expiry";
+
 /// Counters for STATUS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -127,7 +131,8 @@ impl Default for BackendSettings {
 ///
 /// Rules every implementation follows (the [`conformance`] suite checks each):
 /// - `store`: creates (`created`, version 1) or adds version old+1 keeping `created_at`;
-///   `labels: None` keeps, `Some(empty)` clears; `expires_at: None` keeps. Value size and the
+///   `labels: None` keeps, `Some(empty)` clears; `expires_at` keeps, sets or clears, and a
+///   time set at or before `now` is `InvalidRequest` ([`PAST_EXPIRY`]). Value size and the
 ///   per-workspace count are enforced here.
 /// - The last `history` versions are retained; older ones are dropped.
 /// - An expired secret (`expires_at <= now`) is invisible to every operation and counts as
@@ -148,7 +153,7 @@ pub trait Backend: Send + Sync {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError>;
 

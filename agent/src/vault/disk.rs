@@ -448,7 +448,7 @@ pub fn change_passphrase(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use avp_protocol::{Labels, SecretName, SecretValue, WorkspaceId};
+    use avp_protocol::{ExpiryChange, Labels, SecretName, SecretValue, WorkspaceId};
 
     fn put(store: &SecretStore, name: &str, value: &[u8]) -> Change {
         store
@@ -457,7 +457,7 @@ mod tests {
                 &SecretName::new(name).unwrap(),
                 SecretValue::from_slice(value),
                 Some(Labels::empty()),
-                None,
+                ExpiryChange::Keep,
                 Timestamp::now(),
             )
             .unwrap()

@@ -9,11 +9,11 @@
 //! written.
 
 use super::locked::{LockedArena, Slot};
-use crate::backend::{BackendError, Counts};
+use crate::backend::{BackendError, Counts, PAST_EXPIRY};
 use avp_protocol::types::Cursor;
 use avp_protocol::{
-    HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta, SecretName,
-    SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
+    ExpiryChange, HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta,
+    SecretName, SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
@@ -146,14 +146,12 @@ impl SecretStore {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<(Change, StoreResult), BackendError> {
         self.check_value(&value)?;
-        if expires_at.is_some_and(|at| at <= now) {
-            return Err(BackendError::InvalidRequest(
-                "expires_at is in the past: give a future time or none",
-            ));
+        if expires_at.is_past(now) {
+            return Err(BackendError::InvalidRequest(PAST_EXPIRY));
         }
         let meta = match self.live(workspace, name, now) {
             Some(entry) => PutMeta {
@@ -163,7 +161,7 @@ impl SecretStore {
                 created_at: entry.created_at,
                 updated_at: now,
                 labels: labels.unwrap_or_else(|| entry.labels.clone()),
-                expires_at: expires_at.or(entry.expires_at),
+                expires_at: expires_at.apply(entry.expires_at),
             },
             None => {
                 self.check_capacity(workspace, now)?;
@@ -174,7 +172,7 @@ impl SecretStore {
                     created_at: now,
                     updated_at: now,
                     labels: labels.unwrap_or_default(),
-                    expires_at,
+                    expires_at: expires_at.apply(None),
                 }
             }
         };
