@@ -121,3 +121,47 @@ pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
     let status = text(&run(agent, &["status"], b"").stdout);
     assert!(status.starts_with("vault:    unlocked"), "{status}");
 }
+
+/// Fills the default workspace of `agent` (unlocked) with the workspace of the "LIST fails
+/// for good" report — 20 secrets `S00`..`S19`, each a 1,024-byte value with 64 labels of a
+/// 128-byte key and a 1,024-byte value, all within the limits — and checks that `avp ls`
+/// lists all of them and `avp run` hands all of them to the command. One LIST page of
+/// these was larger than a frame: the agent closed the connection and both commands
+/// failed.
+pub fn assert_a_wide_workspace_lists_and_runs(agent: &TestAgent) {
+    let wide: std::collections::BTreeMap<String, String> = (0..64)
+        .map(|l| (format!("{l:0128}"), "v".repeat(1024)))
+        .collect();
+    let wide = avp_protocol::Labels::new(wide).expect("within the limits");
+    let mut conn = agent.connect();
+    let session = conn.session("default");
+    let names: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    for name in &names {
+        let answer = conn.store_full(
+            &session,
+            name,
+            &[b'x'; 1024],
+            Some(wide.clone()),
+            avp_protocol::ExpiryChange::Keep,
+        );
+        assert!(
+            matches!(answer, avp_protocol::Response::Stored(_)),
+            "{answer:?}"
+        );
+    }
+    let listed = run(agent, &["ls"], b"");
+    assert_eq!(code(&listed), 0, "avp ls: {}", text(&listed.stderr));
+    let got: Vec<String> = text(&listed.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(got, names);
+    let out = run(
+        agent,
+        &["run", "--", "sh", "-c", "env | grep -c '^S[0-9][0-9]=x'"],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "avp run: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "20\n");
+}

@@ -2,7 +2,7 @@
 //! argv) and avp exits with the command's status.
 
 use avp_tests::TestAgent;
-use avp_tests::cli::{avp, code, run, set, set_in, text};
+use avp_tests::cli::{assert_a_wide_workspace_lists_and_runs, avp, code, run, set, set_in, text};
 
 #[test]
 fn the_command_sees_the_secrets() {
@@ -143,4 +143,10 @@ fn a_missing_command_exits_127() {
     let out = run(&agent, &["run", "--", "/nonexistent/program"], b"");
     assert_eq!(code(&out), 127);
     assert!(text(&out.stderr).starts_with("avp: cannot run /nonexistent/program: "));
+}
+
+#[test]
+fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
+    let agent = TestAgent::start_initialized();
+    assert_a_wide_workspace_lists_and_runs(&agent);
 }

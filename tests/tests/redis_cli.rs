@@ -3,8 +3,8 @@
 //! across them, and the errors a user sees when Redis is down.
 
 use avp_tests::cli::{
-    assert_unlock_checks_the_passphrase_when_unlocked, avp, code, get, passphrase_line, run, set,
-    text,
+    assert_a_wide_workspace_lists_and_runs, assert_unlock_checks_the_passphrase_when_unlocked, avp,
+    code, get, passphrase_line, run, set, text,
 };
 use avp_tests::redis::{RedisServer, agent_args};
 use avp_tests::{AgentOptions, TestAgent};
@@ -94,4 +94,16 @@ fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
         .assert()
         .success();
     assert_unlock_checks_the_passphrase_when_unlocked(&agent);
+}
+
+#[test]
+fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
+    let server = RedisServer::start();
+    let agent = agent_on(&server);
+    avp(&agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+    assert_a_wide_workspace_lists_and_runs(&agent);
 }

@@ -78,6 +78,7 @@ macro_rules! conformance_rules {
             list_is_sorted_by_byte_order_and_holds_metadata,
             list_filter_requires_every_pair,
             list_pagination_is_keyset_and_stable,
+            list_pages_fit_a_frame,
             expired_secrets_are_invisible,
             workspaces_are_isolated,
             the_secret_count_per_workspace_is_enforced,
@@ -626,6 +627,51 @@ pub fn list_filter_requires_every_pair(make: Make<'_>) {
         names(b, "w", &labels(&[("env", "PROD")]), at(1)).is_empty(),
         "exact match"
     );
+}
+
+/// The workspace of the "LIST fails for good" report: 20 secrets, each with 64 labels of a
+/// 128-byte key and a 1,024-byte value — all within the limits, about 1.5 MB of metadata.
+/// Asked for up to 1,000 items, the backend cuts each page to fit one frame, and following
+/// the cursor returns every secret once, in order.
+pub fn list_pages_fit_a_frame(make: Make<'_>) {
+    let s = fresh(make);
+    let b = &*s.backend;
+    let wide: BTreeMap<String, String> = (0..64)
+        .map(|l| (format!("{l:0128}"), "v".repeat(1024)))
+        .collect();
+    let wide = Labels::new(wide).expect("within the limits");
+    let all: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    for n in &all {
+        b.store(
+            &ws("w"),
+            &name(n),
+            value(&[b'x'; 1024]),
+            Some(wide.clone()),
+            ExpiryChange::Keep,
+            at(0),
+        )
+        .expect("store");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<SecretName> = None;
+    let mut pages = 0;
+    loop {
+        let page = b
+            .list(&ws("w"), &Labels::empty(), after.as_ref(), 1000, at(1))
+            .expect("list");
+        pages += 1;
+        assert!(!page.secrets.is_empty(), "a page makes progress");
+        seen.extend(page.secrets.iter().map(|m| m.name.as_str().to_owned()));
+        after = page.secrets.last().map(|m| m.name.clone());
+        let more = page.next_cursor.is_some();
+        let listed = avp_protocol::Response::Listed(page);
+        avp_protocol::frame::encode(&listed).expect("every page fits a frame");
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, all, "every secret once, in order");
+    assert!(pages > 1, "20 such secrets do not fit one frame");
 }
 
 /// Keyset pagination: pages of `limit`, and a cursor that stays valid when secrets are

@@ -12,10 +12,12 @@
 //! Built by one factory, [`open_key_store`]. Modules: [`local`] (the shared implementation
 //! of the backends served from memory, and [`local::MemoryBackend`] for tests), [`vault`]
 //! (the age vault on disk), [`redis`] (a vault shared through a Redis server; cargo feature
-//! `redis`), [`conformance`] (the reusable rule suite every backend runs).
+//! `redis`), [`conformance`] (the reusable rule suite every backend runs), [`page`] (the
+//! LIST page cut both backends share).
 
 pub mod conformance;
 pub mod local;
+pub mod page;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod vault;

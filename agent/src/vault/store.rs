@@ -9,8 +9,7 @@
 //! written.
 
 use super::locked::{LockedArena, Slot};
-use crate::backend::{BackendError, Counts, PAST_EXPIRY};
-use avp_protocol::types::Cursor;
+use crate::backend::{BackendError, Counts, PAST_EXPIRY, page};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta,
     SecretName, SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
@@ -378,23 +377,11 @@ impl SecretStore {
             };
         };
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut matching = secrets
+        let matching = secrets
             .range::<SecretName, _>((start, Bound::Unbounded))
-            .filter(|(_, e)| !e.expired(now) && e.labels.matches(filter));
-        let page: Vec<SecretMeta> = matching
-            .by_ref()
-            .take(limit)
-            .map(|(name, entry)| entry.meta(name))
-            .collect();
-        let more = matching.next().is_some();
-        let next_cursor = match page.last() {
-            Some(last) if more => Some(Cursor::after(&last.name)),
-            _ => None,
-        };
-        ListPage {
-            secrets: page,
-            next_cursor,
-        }
+            .filter(|(_, e)| !e.expired(now) && e.labels.matches(filter))
+            .map(|(name, entry)| entry.meta(name));
+        page::cut(matching, limit)
     }
 
     /// HISTORY: retained versions, oldest first.
