@@ -194,12 +194,33 @@ impl Connection {
     }
 
     fn write(&self, stream: &mut UnixStream, response: &Response) -> bool {
-        let Ok(bytes) = frame::encode(response) else {
-            tracing::error!(kind = response.kind(), "a response could not be encoded");
-            return false;
-        };
-        stream.write_all(&bytes).is_ok()
+        match encode_answer(response) {
+            Some(bytes) => stream.write_all(&bytes).is_ok(),
+            None => false,
+        }
     }
+}
+
+/// The frame carrying `response`; if it cannot be encoded (larger than a frame: an agent
+/// bug, since LIST pages are cut to fit), an error answer instead, so the client learns
+/// what happened and the connection goes on rather than closing under it.
+fn encode_answer(response: &Response) -> Option<FrameBuf> {
+    match frame::encode(response) {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::error!(kind = response.kind(), error = %err, "a response could not be encoded");
+            frame::encode(&unencodable()).ok()
+        }
+    }
+}
+
+/// The answer sent in place of one that does not fit a frame.
+fn unencodable() -> Response {
+    error(
+        ErrorCode::BackendError,
+        "the agent's answer is larger than a frame and could not be sent: this is an \
+         avp-agent bug, please report it (for LIST, ask for a smaller page)",
+    )
 }
 
 /// One `read`, retried on EINTR: the bytes read (0 when the peer closed or the socket was
@@ -334,4 +355,41 @@ fn hello(conn: &Connection, stream: &mut UnixStream) -> bool {
     };
     conn.write(stream, &response);
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use avp_protocol::{Labels, ListPage, SecretMeta, SecretName, Timestamp};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn an_answer_larger_than_a_frame_becomes_an_error_answer() {
+        let labels: BTreeMap<String, String> = (0..64)
+            .map(|l| (format!("{l:0128}"), "v".repeat(1024)))
+            .collect();
+        let meta = |i: usize| SecretMeta {
+            name: SecretName::new(format!("S{i:02}")).unwrap(),
+            version: 1,
+            labels: Labels::new(labels.clone()).unwrap(),
+            created_at: Timestamp::from_unix(0),
+            updated_at: Timestamp::from_unix(0),
+            expires_at: None,
+        };
+        let too_big = Response::Listed(ListPage {
+            secrets: (0..20).map(meta).collect(),
+            next_cursor: None,
+        });
+        assert!(
+            frame::encode(&too_big).is_err(),
+            "the test needs an oversized answer"
+        );
+        let bytes = encode_answer(&too_big).expect("an answer is always sent");
+        let answer: Response = frame::decode(&bytes[HEADER_LEN..]).unwrap();
+        assert_eq!(answer, unencodable());
+        let Response::Error(error) = answer else {
+            unreachable!()
+        };
+        assert_eq!(error.code, ErrorCode::BackendError);
+    }
 }

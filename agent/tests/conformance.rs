@@ -4,7 +4,7 @@ use avp_agent::backend::conformance::Subject;
 use avp_agent::backend::local::LocalBackend;
 use avp_agent::backend::{BackendSettings, MemoryBackend};
 use avp_agent::vault::disk::DiskVault;
-use avp_protocol::Passphrase;
+use avp_protocol::{ExpiryChange, Passphrase};
 
 mod memory {
     use super::*;
@@ -42,7 +42,9 @@ fn the_vault_reloads_to_the_same_state() {
         for i in 0..30u32 {
             let name = SecretName::new(format!("k{}", i % 7)).unwrap();
             let value = avp_protocol::SecretValue::from_slice(&i.to_be_bytes());
-            backend.store(&ws, &name, value, None, None, now).unwrap();
+            backend
+                .store(&ws, &name, value, None, ExpiryChange::Keep, now)
+                .unwrap();
         }
         backend
             .delete(&ws, &SecretName::new("k3").unwrap(), now)

@@ -15,7 +15,7 @@ use avp_agent::backend::conformance::Subject;
 use avp_agent::backend::redis::RedisKeyStore;
 use avp_agent::backend::{Backend, BackendError, BackendSettings, KeyStore};
 use avp_protocol::{
-    ErrorCode, Labels, Passphrase, SecretName, SecretValue, Timestamp, WorkspaceId,
+    ErrorCode, ExpiryChange, Labels, Passphrase, SecretName, SecretValue, Timestamp, WorkspaceId,
 };
 use redis_server::RedisServer;
 
@@ -55,7 +55,7 @@ fn put(b: &dyn Backend, n: &str, v: &[u8]) -> u32 {
         &name(n),
         SecretValue::from_slice(v),
         None,
-        None,
+        ExpiryChange::Keep,
         Timestamp::now(),
     )
     .expect("store")
@@ -239,7 +239,7 @@ fn an_outage_is_backend_unavailable_then_service_resumes() {
         &name("k"),
         SecretValue::from_slice(b"x"),
         None,
-        None,
+        ExpiryChange::Keep,
         Timestamp::now(),
     );
     let err = down.expect_err("Redis is down");

@@ -5,9 +5,9 @@
 use crate::error::{Error, Result};
 use crate::session::Session;
 use avp_protocol::{
-    Cursor, DeleteResult, DiscoverInfo, HistoryResult, Labels, Limits, ListPage, PROTOCOL_VERSION,
-    Passphrase, Request, Response, RotateResult, Secret, SecretName, SecretValue, StatusInfo,
-    StoreResult, Timestamp, WorkspaceId,
+    Cursor, DeleteResult, DiscoverInfo, ExpiryChange, HistoryResult, Labels, Limits, ListPage,
+    PROTOCOL_VERSION, Passphrase, Request, Response, RotateResult, Secret, SecretName, SecretValue,
+    StatusInfo, StoreResult, WorkspaceId,
 };
 
 /// The `agent_id` the library reports to the agent's audit log unless told otherwise.
@@ -18,8 +18,9 @@ pub const DEFAULT_AGENT_ID: &str = concat!("avp-client/", env!("CARGO_PKG_VERSIO
 pub struct StoreOptions {
     /// `None` keeps the secret's existing labels; `Some(Labels::empty())` clears them.
     pub labels: Option<Labels>,
-    /// `None` keeps the existing expiry (none for a new secret).
-    pub expires_at: Option<Timestamp>,
+    /// `Keep` (the default) keeps the existing expiry (none for a new secret), `Set` a
+    /// future time, `Clear` removes it.
+    pub expires_at: ExpiryChange,
 }
 
 /// A request and the function that extracts its typed result from the answer (`None` when

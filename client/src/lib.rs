@@ -38,7 +38,8 @@ pub use session::Session;
 pub use sources::{SecretsBackend, get_secret};
 
 pub use avp_protocol::{
-    BackendStatus, Cursor, DeleteResult, DiscoverInfo, ErrorCode, HistoryResult, Labels, Limits,
-    ListPage, PROTOCOL_VERSION, Passphrase, RotateResult, Secret, SecretMeta, SecretName,
-    SecretValue, StatusInfo, StoreResult, Timestamp, VaultState, VersionInfo, WorkspaceId,
+    BackendStatus, Cursor, DeleteResult, DiscoverInfo, ErrorCode, ExpiryChange, HistoryResult,
+    Labels, Limits, ListPage, PROTOCOL_VERSION, Passphrase, RotateResult, Secret, SecretMeta,
+    SecretName, SecretValue, StatusInfo, StoreResult, Timestamp, VaultState, VersionInfo,
+    WorkspaceId,
 };

@@ -75,6 +75,10 @@ impl KeyStore for FuzzKeyStore {
         Ok(memory_backend())
     }
 
+    fn verify(&self, passphrase: &Passphrase) -> Result<(), BackendError> {
+        self.check(passphrase)
+    }
+
     fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError> {
         self.check(old)?;
         *self.passphrase.lock().unwrap() = Some(new.expose_secret().to_owned());

@@ -7,8 +7,8 @@
 use avp_fuzz::{PASSPHRASE, PLACEHOLDER_SESSION};
 use avp_protocol::types::Cursor;
 use avp_protocol::{
-    Labels, PROTOCOL_VERSION, Passphrase, Request, SecretName, SecretValue, SessionId, Timestamp,
-    WorkspaceId, frame,
+    ExpiryChange, Labels, PROTOCOL_VERSION, Passphrase, Request, SecretName, SecretValue,
+    SessionId, Timestamp, WorkspaceId, frame,
 };
 use std::collections::BTreeMap;
 
@@ -28,7 +28,7 @@ fn store(n: &str, value: &[u8]) -> Request {
         name: name(n),
         value: SecretValue::from_slice(value),
         labels: Some(Labels::new(labels).unwrap()),
-        expires_at: Some(Timestamp::from_unix(4_000_000_000)),
+        expires_at: ExpiryChange::Set(Timestamp::from_unix(4_000_000_000)),
     }
 }
 

@@ -67,6 +67,18 @@ pub fn encoded_len<T: Serialize>(message: &T) -> Result<usize, EncodeError> {
     Ok(size.bytes_written)
 }
 
+/// What `message` costs against the frame limit: the larger of its encoded size and the
+/// decoder's fixed-width charge for it (see the module documentation). A sequence costs the
+/// sum of its elements plus its length, so a sender can add up the costs of the parts of a
+/// message to keep the whole within [`MAX_FRAME_LEN`] before building it.
+pub fn frame_cost<T: Serialize>(message: &T) -> Result<usize, EncodeError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut size, CONFIG).map_err(map_encode)?;
+    let mut charged = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut charged, CHARGED).map_err(map_encode)?;
+    Ok(size.bytes_written.max(charged.bytes_written))
+}
+
 /// The most a value's fixed-width encoding can exceed its varint encoding, as a factor.
 const MAX_FIXINT_GROWTH: usize = 8;
 

@@ -2,7 +2,7 @@
 //!
 //! Modules, one job each:
 //! - [`types`]: validated newtypes — [`SecretName`], [`WorkspaceId`], [`SessionId`],
-//!   [`Labels`], [`Timestamp`], [`Cursor`] — and the [`Limits`] the agent enforces.
+//!   [`Labels`], [`Timestamp`], [`ExpiryChange`], [`Cursor`] — and the [`Limits`] the agent enforces.
 //! - [`secret`]: [`SecretValue`] and [`Passphrase`], zeroized on drop, redacted in `Debug`.
 //! - [`error`]: [`ErrorCode`] with the exact AVP string forms, and the wire [`ErrorResponse`].
 //! - [`request`]: every [`Request`] a client may send.
@@ -34,7 +34,8 @@ pub use response::{
 };
 pub use secret::{Passphrase, SecretValue};
 pub use types::{
-    Cursor, Labels, Limits, SecretName, SessionId, Timestamp, ValidationError, WorkspaceId,
+    Cursor, ExpiryChange, Labels, Limits, SecretName, SessionId, Timestamp, ValidationError,
+    WorkspaceId,
 };
 
 /// The version of the wire protocol. Bumped on any change to [`Request`] or [`Response`]

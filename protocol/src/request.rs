@@ -2,7 +2,7 @@
 //! so that peers of any protocol version can read each other's greeting.
 
 use crate::secret::{Passphrase, SecretValue};
-use crate::types::{Cursor, Labels, SecretName, SessionId, Timestamp, WorkspaceId};
+use crate::types::{Cursor, ExpiryChange, Labels, SecretName, SessionId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 /// A request frame. Secret values and passphrases travel in zeroizing types whose `Debug`
@@ -40,8 +40,8 @@ pub enum Request {
         value: SecretValue,
         /// `None` keeps the existing labels; `Some(empty)` clears them.
         labels: Option<Labels>,
-        /// `None` keeps the existing expiry.
-        expires_at: Option<Timestamp>,
+        /// Keep, set (a future time) or clear the expiry.
+        expires_at: ExpiryChange,
     },
     /// Reads the current (or a retained older) version of a secret.
     Retrieve {

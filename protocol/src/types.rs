@@ -408,6 +408,40 @@ impl Timestamp {
     }
 }
 
+/// What a STORE does to a secret's expiry.
+///
+/// The variants are in this order on purpose: bincode writes the variant index, so `Keep`
+/// is the byte 0 and `Set(t)` the byte 1 then `t` — exactly the bytes of the
+/// `Option<Timestamp>` (None / Some) this field was in protocol version 1 before `Clear`
+/// (the byte 2) was added. Old clients keep working unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpiryChange {
+    /// Keep the existing expiry (a new secret gets none).
+    #[default]
+    Keep,
+    /// Expire at this time, which must be in the future.
+    Set(Timestamp),
+    /// Remove the expiry: the secret lives until deleted.
+    Clear,
+}
+
+impl ExpiryChange {
+    /// The expiry once this change is applied to a secret expiring at `current`.
+    pub fn apply(self, current: Option<Timestamp>) -> Option<Timestamp> {
+        match self {
+            Self::Keep => current,
+            Self::Set(at) => Some(at),
+            Self::Clear => None,
+        }
+    }
+
+    /// True when this sets an expiry at or before `now`: such a secret could never be read
+    /// (and would take its whole history with it), so it is refused.
+    pub fn is_past(self, now: Timestamp) -> bool {
+        matches!(self, Self::Set(at) if at <= now)
+    }
+}
+
 /// An opaque LIST position. avp's pagination is keyset: the cursor names the last secret of
 /// the previous page, so it stays valid under concurrent inserts and deletes. Its contents
 /// are not part of the protocol; clients only pass back what they were given.
@@ -570,6 +604,18 @@ mod tests {
         assert!(labels.matches(&env));
         assert!(labels.matches(&Labels::empty()));
         assert!(!labels.matches(&other));
+    }
+
+    #[test]
+    fn expiry_changes_keep_set_and_clear() {
+        let (old, new) = (Timestamp::from_unix(10), Timestamp::from_unix(20));
+        assert_eq!(ExpiryChange::Keep.apply(Some(old)), Some(old));
+        assert_eq!(ExpiryChange::Keep.apply(None), None);
+        assert_eq!(ExpiryChange::Set(new).apply(Some(old)), Some(new));
+        assert_eq!(ExpiryChange::Clear.apply(Some(old)), None);
+        assert!(ExpiryChange::Set(old).is_past(old));
+        assert!(!ExpiryChange::Set(new).is_past(old));
+        assert!(!ExpiryChange::Keep.is_past(old) && !ExpiryChange::Clear.is_past(old));
     }
 
     #[test]

@@ -43,32 +43,15 @@ fn env_prod() -> Labels {
     Labels::new(BTreeMap::from([("env".to_owned(), "prod".to_owned())])).expect("valid")
 }
 
-/// STORE's `expires_at` as PROTOCOL.md §6.5 defines it: `ExpiryChange { Keep, Set(ts),
-/// Clear }`. Built through this mirror (same variant order, same serde derive), so the
-/// examples do not depend on whether the crate still spells Keep/Set as `Option<Timestamp>`
-/// (whose None/Some bytes are identical): `store_examples_decode_as_requests` proves the
-/// mirror's bytes are what the real `Request` reads and writes.
-#[derive(Serialize)]
-enum ExpiryChange {
-    Keep,
-    Set(Timestamp),
-    Clear,
-}
-
-/// A `Request::Store` payload built field by field: an enum encodes as its variant index
-/// then its fields, a struct variant as its fields in order, so this tuple is the frame a
-/// `Request::Store` with these fields encodes to.
+/// A STORE of `db.password` with these labels and expiry change (PROTOCOL.md §6.5).
 fn store(labels: Option<Labels>, expires_at: ExpiryChange) -> Vec<u8> {
-    const STORE_VARIANT: u32 = 4;
-    let value = SecretValue::from_slice(b"hunter2");
-    frame_of(&(
-        STORE_VARIANT,
-        session(),
-        name("db.password"),
-        value,
+    frame_of(&Request::Store {
+        session: session(),
+        name: name("db.password"),
+        value: SecretValue::from_slice(b"hunter2"),
         labels,
         expires_at,
-    ))
+    })
 }
 
 fn requests() -> Vec<(Example, Option<Request>)> {
@@ -542,12 +525,12 @@ fn store_example() -> Request {
         .0
 }
 
-/// The field-by-field STORE frames are real requests: Keep and Set decode as
-/// `Request::Store` and re-encode to the same bytes.
+/// The STORE frames (Keep, Set, Clear) decode as `Request::Store` and re-encode to the
+/// same bytes.
 #[test]
 fn store_examples_decode_as_requests() {
     for (example, _) in requests() {
-        if !example.file.starts_with("request-store") || example.file == "request-store-clear" {
+        if !example.file.starts_with("request-store") {
             continue;
         }
         let (request, used) = frame::decode_frame::<Request>(&example.frame)
@@ -557,24 +540,6 @@ fn store_examples_decode_as_requests() {
         assert!(matches!(request, Request::Store { .. }), "{}", example.file);
         assert_eq!(frame_of(&request), example.frame, "{}", example.file);
     }
-}
-
-/// `ExpiryChange::Clear` (tag 2) is specified ahead of the code: until `Request::Store`
-/// carries the three-variant `ExpiryChange`, today's decoder rejects it as undecodable.
-/// When this test fails, the type has landed: delete this test and the
-/// `example.file == "request-store-clear"` exception above, so Clear is checked like Keep
-/// and Set.
-#[test]
-fn store_clear_awaits_expiry_change() {
-    let clear = store(Some(Labels::empty()), ExpiryChange::Clear);
-    assert!(
-        matches!(
-            frame::decode_frame::<Request>(&clear),
-            Err(FrameError::Malformed)
-        ),
-        "ExpiryChange::Clear now decodes: remove this test and the request-store-clear \
-         exception in store_examples_decode_as_requests"
-    );
 }
 
 /// Hello is the same layout in both directions and for every version (PROTOCOL.md §3).

@@ -5,8 +5,8 @@
 mod common;
 
 use avp_protocol::frame::{self, HEADER_LEN, MAX_FRAME_LEN};
+use avp_protocol::{ExpiryChange, SecretValue, Timestamp, VersionInfo};
 use avp_protocol::{FrameError, HistoryResult, PROTOCOL_VERSION, Request, Response, Secret};
-use avp_protocol::{SecretValue, Timestamp, VersionInfo};
 use common::{Trickle, runtime};
 use proptest::prelude::*;
 use serde::Serialize;
@@ -251,7 +251,7 @@ fn secret_values_round_trip_byte_exact() {
             name: "k".parse().unwrap(),
             value: SecretValue::from_slice(value),
             labels: None,
-            expires_at: None,
+            expires_at: ExpiryChange::Keep,
         };
         let mut wire = Vec::new();
         frame::write_message(&mut wire, &store).unwrap();

@@ -5,7 +5,7 @@ use crate::{TEST_PASSPHRASE, TestAgent, avp_bin};
 use assert_cmd::Command;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// An `avp` command in a clean environment: only `PATH` (so `avp run` finds programs) and
 /// `AVP_SOCK` = `socket`. It is killed after 60 s, so a hang fails the test.
@@ -79,4 +79,89 @@ pub fn text(bytes: &[u8]) -> String {
 /// The exit code, asserting the process exited (was not killed by a signal).
 pub fn code(output: &Output) -> i32 {
     output.status.code().expect("avp exited normally")
+}
+
+/// Checks that `avp unlock` on the (unlocked) vault of `agent` checks the passphrase: a
+/// wrong one is `AUTHENTICATION_FAILED` (exit 1), throttled like a locked unlock (the
+/// second attempt waits out the first failure's 100 ms, the right one the second's 200 ms),
+/// and leaves the vault unlocked; the right one says the vault was already unlocked.
+pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
+    let wrong = || {
+        let started = Instant::now();
+        let out = run(agent, &["unlock", "--passphrase-stdin"], b"MARKER-guess\n");
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), 1, "a wrong passphrase was accepted: {stderr}");
+        assert!(
+            stderr.starts_with("avp: wrong passphrase (AUTHENTICATION_FAILED) — "),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("MARKER"),
+            "the passphrase is echoed: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+        started.elapsed()
+    };
+    wrong();
+    assert!(
+        wrong() >= Duration::from_millis(100),
+        "no backoff after a failure"
+    );
+    let started = Instant::now();
+    avp(agent)
+        .args(["unlock", "--passphrase-stdin"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success()
+        .stdout("vault already unlocked\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the right passphrase skipped the backoff"
+    );
+    let status = text(&run(agent, &["status"], b"").stdout);
+    assert!(status.starts_with("vault:    unlocked"), "{status}");
+}
+
+/// Fills the default workspace of `agent` (unlocked) with the workspace of the "LIST fails
+/// for good" report — 20 secrets `S00`..`S19`, each a 1,024-byte value with 64 labels of a
+/// 128-byte key and a 1,024-byte value, all within the limits — and checks that `avp ls`
+/// lists all of them and `avp run` hands all of them to the command. One LIST page of
+/// these was larger than a frame: the agent closed the connection and both commands
+/// failed.
+pub fn assert_a_wide_workspace_lists_and_runs(agent: &TestAgent) {
+    let wide: std::collections::BTreeMap<String, String> = (0..64)
+        .map(|l| (format!("{l:0128}"), "v".repeat(1024)))
+        .collect();
+    let wide = avp_protocol::Labels::new(wide).expect("within the limits");
+    let mut conn = agent.connect();
+    let session = conn.session("default");
+    let names: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    for name in &names {
+        let answer = conn.store_full(
+            &session,
+            name,
+            &[b'x'; 1024],
+            Some(wide.clone()),
+            avp_protocol::ExpiryChange::Keep,
+        );
+        assert!(
+            matches!(answer, avp_protocol::Response::Stored(_)),
+            "{answer:?}"
+        );
+    }
+    let listed = run(agent, &["ls"], b"");
+    assert_eq!(code(&listed), 0, "avp ls: {}", text(&listed.stderr));
+    let got: Vec<String> = text(&listed.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(got, names);
+    let out = run(
+        agent,
+        &["run", "--", "sh", "-c", "env | grep -c '^S[0-9][0-9]=x'"],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "avp run: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "20\n");
 }

@@ -131,7 +131,8 @@ mod tests {
             name: SecretName::new("k").unwrap(),
             value: SecretValue::from_slice(b"\x00\xffv"),
             labels: None,
-            expires_at: Some(avp_protocol::Timestamp::from_unix(5)),
+            // `Set(t)` is written as `Some(t)` was: the byte 1, then t.
+            expires_at: avp_protocol::ExpiryChange::Set(avp_protocol::Timestamp::from_unix(5)),
         };
         let raw = RawRequest::Store {
             session: session.expose().to_owned(),
@@ -141,6 +142,22 @@ mod tests {
             expires_at: Some(5),
         };
         assert_eq!(frame::encode(&real).unwrap().to_vec(), raw.frame());
+        // `Keep` is written as `None` was: the byte 0.
+        let keep = Request::Store {
+            session: session.clone(),
+            name: SecretName::new("k").unwrap(),
+            value: SecretValue::from_slice(b"v"),
+            labels: None,
+            expires_at: avp_protocol::ExpiryChange::Keep,
+        };
+        let none = RawRequest::Store {
+            session: session.expose().to_owned(),
+            name: "k".into(),
+            value: b"v".to_vec(),
+            labels: None,
+            expires_at: None,
+        };
+        assert_eq!(frame::encode(&keep).unwrap().to_vec(), none.frame());
         let hello = Request::Hello { version: 9 };
         assert_eq!(
             frame::encode(&hello).unwrap().to_vec(),

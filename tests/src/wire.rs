@@ -3,7 +3,7 @@
 
 use crate::Conn;
 use avp_protocol::{
-    Cursor, ErrorCode, Labels, Request, Response, SecretName, SecretValue, SessionId, Timestamp,
+    Cursor, ErrorCode, ExpiryChange, Labels, Request, Response, SecretName, SecretValue, SessionId,
     WorkspaceId,
 };
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ impl Conn {
         n: &str,
         value: &[u8],
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
     ) -> Response {
         self.call(&Request::Store {
             session: session.clone(),
@@ -58,7 +58,7 @@ impl Conn {
 
     /// STORE keeping labels and expiry.
     pub fn store(&mut self, session: &SessionId, n: &str, value: &[u8]) -> Response {
-        self.store_full(session, n, value, None, None)
+        self.store_full(session, n, value, None, ExpiryChange::Keep)
     }
 
     /// RETRIEVE a version (or the current one).

@@ -1,6 +1,6 @@
 //! Every rule of contract §5, one test each, through the real `avp-agent` over its socket.
 
-use avp_protocol::{ErrorCode, Labels, Request, Response, Timestamp};
+use avp_protocol::{ErrorCode, ExpiryChange, Labels, Request, Response, Timestamp};
 use avp_tests::wire::{code_of, labels};
 use avp_tests::{Conn, TestAgent};
 use std::time::Duration;
@@ -59,13 +59,13 @@ fn store_creates_then_updates_keeping_created_at() {
 fn labels_are_kept_when_omitted_and_cleared_by_an_empty_map() {
     let (_agent, mut conn, s) = setup("default");
     let env = labels(&[("env", "prod")]);
-    stored(conn.store_full(&s, "k", b"1", Some(env.clone()), None));
+    stored(conn.store_full(&s, "k", b"1", Some(env.clone()), ExpiryChange::Keep));
     stored(conn.store(&s, "k", b"2"));
     let Response::Retrieved(secret) = conn.retrieve(&s, "k", None) else {
         panic!()
     };
     assert_eq!(secret.labels, env);
-    stored(conn.store_full(&s, "k", b"3", Some(Labels::empty()), None));
+    stored(conn.store_full(&s, "k", b"3", Some(Labels::empty()), ExpiryChange::Keep));
     let Response::Retrieved(secret) = conn.retrieve(&s, "k", None) else {
         panic!()
     };
@@ -76,12 +76,31 @@ fn labels_are_kept_when_omitted_and_cleared_by_an_empty_map() {
 fn expiry_is_kept_when_omitted() {
     let (_agent, mut conn, s) = setup("default");
     let at = Timestamp::now().plus_seconds(3_600);
-    stored(conn.store_full(&s, "k", b"1", None, Some(at)));
+    stored(conn.store_full(&s, "k", b"1", None, ExpiryChange::Set(at)));
     stored(conn.store(&s, "k", b"2"));
     let Response::Retrieved(secret) = conn.retrieve(&s, "k", None) else {
         panic!()
     };
     assert_eq!(secret.expires_at, Some(at));
+}
+
+#[test]
+fn clear_removes_the_expiry_and_a_past_expiry_is_refused() {
+    let (_agent, mut conn, s) = setup("default");
+    let at = Timestamp::now().plus_seconds(3_600);
+    stored(conn.store_full(&s, "k", b"1", None, ExpiryChange::Set(at)));
+    let past = ExpiryChange::Set(Timestamp::from_unix(Timestamp::now().unix() - 1));
+    let refused = conn.store_full(&s, "k", b"2", None, past);
+    assert_eq!(code_of(&refused), Some(ErrorCode::InvalidRequest));
+    let Response::Error(error) = refused else {
+        panic!()
+    };
+    assert!(error.message.contains("in the past"), "{}", error.message);
+    stored(conn.store_full(&s, "k", b"2", None, ExpiryChange::Clear));
+    let Response::Retrieved(secret) = conn.retrieve(&s, "k", None) else {
+        panic!()
+    };
+    assert_eq!((secret.version, secret.expires_at), (2, None));
 }
 
 #[test]
@@ -173,7 +192,7 @@ fn rotate_keeps_labels_and_expiry_and_reports_versions() {
     );
     let at = Timestamp::now().plus_seconds(3_600);
     let l = labels(&[("team", "a")]);
-    stored(conn.store_full(&s, "k", b"old", Some(l.clone()), Some(at)));
+    stored(conn.store_full(&s, "k", b"old", Some(l.clone()), ExpiryChange::Set(at)));
     match conn.rotate(&s, "k", b"new") {
         Response::Rotated(r) => assert_eq!((r.previous_version, r.new_version), (1, 2)),
         other => panic!("{other:?}"),
@@ -204,7 +223,13 @@ fn delete_reports_false_without_error_and_restarts_versions() {
 fn list_is_sorted_filtered_and_never_carries_values() {
     let (_agent, mut conn, s) = setup("default");
     for (n, env) in [("b", "prod"), ("a", "dev"), ("B", "prod"), ("a.b", "prod")] {
-        stored(conn.store_full(&s, n, b"MARKER-value", Some(labels(&[("env", env)])), None));
+        stored(conn.store_full(
+            &s,
+            n,
+            b"MARKER-value",
+            Some(labels(&[("env", env)])),
+            ExpiryChange::Keep,
+        ));
     }
     assert_eq!(conn.names(&s), ["B", "a", "a.b", "b"]);
     match conn.list(&s, labels(&[("env", "prod")]), None, None) {
@@ -291,7 +316,7 @@ fn list_limits_and_cursors_are_validated() {
 fn expired_secrets_are_invisible() {
     let (_agent, mut conn, s) = setup("default");
     let soon = Timestamp::now().plus_seconds(1);
-    stored(conn.store_full(&s, "k", b"v", None, Some(soon)));
+    stored(conn.store_full(&s, "k", b"v", None, ExpiryChange::Set(soon)));
     stored(conn.store(&s, "stays", b"v"));
     std::thread::sleep(Duration::from_millis(2_100));
     assert_eq!(conn.value(&s, "k"), Err(ErrorCode::SecretNotFound));

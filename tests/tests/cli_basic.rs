@@ -341,3 +341,27 @@ fn completions_are_generated_without_an_agent() {
         assert!(text(&out.stdout).contains("avp"), "{shell}");
     }
 }
+
+#[test]
+fn no_expiry_removes_the_expiry_of_a_piped_value() {
+    let agent = TestAgent::start_initialized();
+    avp(&agent)
+        .args(["set", "TEMP", "x", "--expires-in", "1h"])
+        .assert()
+        .success();
+    avp(&agent)
+        .args(["set", "TEMP", "-", "--no-expiry"])
+        .write_stdin(b"y".to_vec())
+        .assert()
+        .success()
+        .stdout("updated TEMP in workspace default: version 2\n");
+    let out = run(&agent, &["--json", "get", "TEMP"], b"");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&doc["value"], &doc["version"]), (&"y".into(), &2.into()));
+    assert_eq!(doc["expires_at"], serde_json::Value::Null);
+    // Without an expiry flag the (now absent) expiry stays absent.
+    set(&agent, "TEMP", b"z");
+    let out = run(&agent, &["--json", "get", "TEMP"], b"");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["expires_at"], serde_json::Value::Null);
+}

@@ -2,7 +2,10 @@
 //! 4 locked) and one-line messages with the AVP code and the next step.
 
 use avp_tests::TestAgent;
-use avp_tests::cli::{avp, avp_at, code, passphrase_line, run, set, text};
+use avp_tests::cli::{
+    assert_unlock_checks_the_passphrase_when_unlocked, avp, avp_at, code, get, passphrase_line,
+    run, set, text,
+};
 use std::path::Path;
 
 const NO_AGENT_HINT: &str = "start one with `systemctl --user enable --now avp-agent.socket` or `eval \"$(avp-agent --daemon)\"`";
@@ -141,6 +144,12 @@ fn a_wrong_passphrase_is_refused_with_authentication_failed() {
 }
 
 #[test]
+fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
+    let agent = TestAgent::start_initialized();
+    assert_unlock_checks_the_passphrase_when_unlocked(&agent);
+}
+
+#[test]
 fn passphrases_need_a_terminal_or_passphrase_stdin() {
     let agent = TestAgent::start();
     for args in [&["init"][..], &["unlock"], &["passwd"]] {
@@ -190,6 +199,15 @@ fn usage_errors_exit_2() {
             "--expires-at",
             "2099-01-01T00:00:00Z",
         ],
+        &["set", "A", "x", "--no-expiry", "--expires-in", "1h"],
+        &[
+            "set",
+            "A",
+            "x",
+            "--no-expiry",
+            "--expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
         &["rotate", "A", "x", "--generate"],
         &["rotate", "A", "--length", "5"],
         &["rotate", "A", "--generate", "--length", "0"],
@@ -207,16 +225,44 @@ fn usage_errors_exit_2() {
     }
     let out = run(&agent, &["set", "A", "x", "--expires-at", "yesterday"], b"");
     assert_eq!(code(&out), 2);
-    let out = run(
-        &agent,
-        &["set", "A", "x", "--expires-at", "2001-01-01T00:00:00Z"],
-        b"",
-    );
-    assert_eq!(code(&out), 2);
-    assert_eq!(
-        text(&out.stderr),
-        "avp: --expires-at is in the past — give a time in the future\n"
-    );
+}
+
+/// `--expires-in 0` used to be sent as "now + 1 s": the update succeeded and a second
+/// later the secret and every version of it were gone. An expiry that is not in the
+/// future is refused before anything is sent, and the secret keeps its versions.
+#[test]
+fn an_expiry_not_in_the_future_is_refused_and_the_secret_is_kept() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "A", b"1");
+    set(&agent, "A", b"2");
+    let next_step = "give a time in the future, or remove the expiry with --no-expiry";
+    for (args, problem) in [
+        (
+            &["set", "A", "3", "--expires-in", "0"][..],
+            "--expires-in must be at least 1s: the secret would expire at once",
+        ),
+        (
+            &["set", "A", "3", "--expires-in", "500ms"],
+            "--expires-in must be at least 1s: the secret would expire at once",
+        ),
+        (
+            &["set", "A", "3", "--expires-at", "2001-01-01T00:00:00Z"],
+            "--expires-at is in the past",
+        ),
+    ] {
+        let out = run(&agent, args, b"");
+        assert_eq!(code(&out), 1, "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr),
+            format!("avp: {problem} (INVALID_REQUEST) — {next_step}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let history = run(&agent, &["--json", "history", "A"], b"");
+    let doc: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(doc["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(get(&agent, "A"), b"2");
 }
 
 #[test]

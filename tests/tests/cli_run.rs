@@ -2,7 +2,7 @@
 //! argv) and avp exits with the command's status.
 
 use avp_tests::TestAgent;
-use avp_tests::cli::{avp, code, run, set, set_in, text};
+use avp_tests::cli::{assert_a_wide_workspace_lists_and_runs, avp, code, run, set, set_in, text};
 
 #[test]
 fn the_command_sees_the_secrets() {
@@ -234,4 +234,10 @@ fn leaked_by_this_process() -> Vec<u32> {
         .collect();
     fds.sort_unstable();
     fds
+}
+
+#[test]
+fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
+    let agent = TestAgent::start_initialized();
+    assert_a_wide_workspace_lists_and_runs(&agent);
 }

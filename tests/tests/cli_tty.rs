@@ -175,3 +175,36 @@ fn set_asks_for_a_hidden_value_twice() {
         "one line, without its newline"
     );
 }
+
+#[test]
+fn no_expiry_on_a_terminal_stores_the_current_value_again_without_asking() {
+    let agent = TestAgent::start_initialized();
+    avp(&agent)
+        .args([
+            "set",
+            "TEMP",
+            "-",
+            "--expires-in",
+            "1h",
+            "--label",
+            "env=prod",
+        ])
+        .write_stdin(b"MARKER-kept".to_vec())
+        .assert()
+        .success();
+    let (code, screen) = Terminal::run(&agent, "set TEMP --no-expiry").finish();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(
+        screen,
+        "removed the expiry of TEMP in workspace default: version 2 holds the same value\r\n"
+    );
+    let out = avp(&agent)
+        .args(["--json", "get", "TEMP"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["value"], "MARKER-kept");
+    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["expires_at"], serde_json::Value::Null);
+    assert_eq!(doc["labels"]["env"], "prod", "labels kept");
+}

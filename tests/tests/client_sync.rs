@@ -70,7 +70,7 @@ fn secret_calls_round_trip() {
 
     let options = StoreOptions {
         labels: Some(labels(&[("env", "prod")])),
-        expires_at: None,
+        expires_at: avp_client::ExpiryChange::Keep,
     };
     let stored = client
         .store(&session, &name("DB"), value(b"\x00v1\xff"), options)
@@ -124,7 +124,7 @@ fn list_pages_and_list_all() {
         };
         let options = StoreOptions {
             labels: Some(tags),
-            expires_at: None,
+            expires_at: avp_client::ExpiryChange::Keep,
         };
         client
             .store(&session, &name(&format!("S{i:05}")), value(b"x"), options)

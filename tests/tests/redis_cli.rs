@@ -2,7 +2,10 @@
 //! unlock` through another (two "machines" sharing one Redis), then set / get / ls / rm
 //! across them, and the errors a user sees when Redis is down.
 
-use avp_tests::cli::{avp, code, get, passphrase_line, run, set, text};
+use avp_tests::cli::{
+    assert_a_wide_workspace_lists_and_runs, assert_unlock_checks_the_passphrase_when_unlocked, avp,
+    code, get, passphrase_line, run, set, text,
+};
 use avp_tests::redis::{RedisServer, agent_args};
 use avp_tests::{AgentOptions, TestAgent};
 
@@ -79,4 +82,28 @@ fn init_set_get_ls_rm_across_two_agents() {
     assert!(stderr.contains("is it running?"), "{stderr}");
     server.restart();
     assert_eq!(get(&machine_a, "DATABASE_URL"), b"postgres://db/prod");
+}
+
+#[test]
+fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
+    let server = RedisServer::start();
+    let agent = agent_on(&server);
+    avp(&agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+    assert_unlock_checks_the_passphrase_when_unlocked(&agent);
+}
+
+#[test]
+fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
+    let server = RedisServer::start();
+    let agent = agent_on(&server);
+    avp(&agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+    assert_a_wide_workspace_lists_and_runs(&agent);
 }

@@ -3,7 +3,7 @@
 //! `redis-cli --scan` nor a dump of every key (GET / HGETALL / SMEMBERS / ZRANGE / DUMP),
 //! nor the AOF on disk, contains any of them in clear — and deleted or trimmed data is gone.
 
-use avp_protocol::{Passphrase, Request, Response, Timestamp};
+use avp_protocol::{ExpiryChange, Passphrase, Request, Response, Timestamp};
 use avp_tests::redis::{RedisServer, agent_args, contains};
 use avp_tests::wire::labels;
 use avp_tests::{AgentOptions, TestAgent};
@@ -48,7 +48,7 @@ fn redis_holds_no_name_value_label_or_passphrase_in_clear() {
             &format!("NAMEMARK_{i}"),
             format!("VALMARK-secret-{i}").as_bytes(),
             Some(marked.clone()),
-            None,
+            ExpiryChange::Keep,
         ));
     }
     // Twelve versions: the two oldest are trimmed from the history.
@@ -56,7 +56,13 @@ fn redis_holds_no_name_value_label_or_passphrase_in_clear() {
         ok(conn.rotate(&s, "NAMEMARK_0", format!("ROTMARK-{v:02}").as_bytes()));
     }
     let soon = Timestamp::from_unix(Timestamp::now().unix() + 2);
-    ok(conn.store_full(&s, "NAMEMARK_exp", b"EXPMARK-value", None, Some(soon)));
+    ok(conn.store_full(
+        &s,
+        "NAMEMARK_exp",
+        b"EXPMARK-value",
+        None,
+        ExpiryChange::Set(soon),
+    ));
     ok(conn.store(&s, "NAMEMARK_del", b"DELMARK-value"));
     ok(conn.delete(&s, "NAMEMARK_del"));
     // A binary value: not even its bytes appear.

@@ -2,7 +2,7 @@
 //! other open the same vault; each sees the other's writes at once; concurrent writers
 //! across both lose no update and never reuse a version number.
 
-use avp_protocol::{BackendStatus, Request, Response, VaultState};
+use avp_protocol::{BackendStatus, ExpiryChange, Request, Response, VaultState};
 use avp_tests::redis::{RedisServer, agent_args};
 use avp_tests::wire::{code_of, labels};
 use avp_tests::{AgentOptions, TestAgent};
@@ -71,7 +71,7 @@ fn init_on_one_agent_and_unlock_on_another_open_the_same_vault() {
         "DB_URL",
         b"postgres://a",
         Some(labels(&[("env", "prod")])),
-        None,
+        ExpiryChange::Keep,
     ));
     assert_eq!(
         cb.value(&sb, "DB_URL"),
@@ -260,7 +260,13 @@ fn a_least_privilege_acl_user_is_enough() {
     let mut conn = a.connect();
     let s = conn.session("w");
     let expiry = avp_protocol::Timestamp::from_unix(avp_protocol::Timestamp::now().unix() + 3600);
-    version_of(conn.store_full(&s, "K", b"v1", Some(labels(&[("a", "b")])), Some(expiry)));
+    version_of(conn.store_full(
+        &s,
+        "K",
+        b"v1",
+        Some(labels(&[("a", "b")])),
+        ExpiryChange::Set(expiry),
+    ));
     version_of(conn.store(&s, "K", b"v2"));
     assert_eq!(version_of(conn.rotate(&s, "K", b"v3")), 3);
     assert!(matches!(conn.history(&s, "K"), Response::History(h) if h.versions.len() == 3));

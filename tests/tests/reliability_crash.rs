@@ -106,7 +106,7 @@ fn send(conn: &mut Conn, session: &avp_protocol::SessionId, op: &Op, model: &Mod
             name: avp_tests::wire::name(name),
             value: avp_protocol::SecretValue::from_slice(v),
             labels: None,
-            expires_at: None,
+            expires_at: avp_protocol::ExpiryChange::Keep,
         },
         Op::Rotate(name, v) => avp_protocol::Request::Rotate {
             session: session.clone(),

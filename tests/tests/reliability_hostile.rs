@@ -50,7 +50,7 @@ fn base_frames(session: &SessionId) -> Vec<Vec<u8>> {
             name: name.clone(),
             value: SecretValue::from_slice(b"\x00value\xff"),
             labels: Some(Labels::empty()),
-            expires_at: None,
+            expires_at: avp_protocol::ExpiryChange::Keep,
         },
         Request::Retrieve {
             session: session.clone(),

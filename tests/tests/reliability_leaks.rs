@@ -70,7 +70,7 @@ fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
                 name: avp_tests::wire::name(name),
                 value: avp_protocol::SecretValue::from_slice(v.as_bytes()),
                 labels: None,
-                expires_at: None,
+                expires_at: avp_protocol::ExpiryChange::Keep,
             },
         );
     }

@@ -14,7 +14,8 @@
 
 use super::{Backend, BackendError, BackendSettings};
 use avp_protocol::{
-    ErrorCode, Labels, Limits, SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
+    ErrorCode, ExpiryChange, Labels, Limits, SecretName, SecretValue, StoreResult, Timestamp,
+    WorkspaceId,
 };
 use std::collections::BTreeMap;
 
@@ -65,6 +66,7 @@ macro_rules! conformance_rules {
             labels_are_kept_when_omitted_and_cleared_when_empty,
             expiry_is_kept_when_omitted,
             store_rejects_an_expiry_in_the_past,
+            expiry_is_removed_by_clear,
             values_round_trip_byte_exact,
             values_over_the_limit_are_refused,
             ten_versions_are_retained_and_retrievable,
@@ -76,6 +78,7 @@ macro_rules! conformance_rules {
             list_is_sorted_by_byte_order_and_holds_metadata,
             list_filter_requires_every_pair,
             list_pagination_is_keyset_and_stable,
+            list_pages_fit_a_frame,
             expired_secrets_are_invisible,
             workspaces_are_isolated,
             the_secret_count_per_workspace_is_enforced,
@@ -150,7 +153,7 @@ fn fresh(make: Make<'_>) -> Subject {
 }
 
 fn put(b: &dyn Backend, w: &str, n: &str, v: &[u8], now: Timestamp) -> StoreResult {
-    b.store(&ws(w), &name(n), value(v), None, None, now)
+    b.store(&ws(w), &name(n), value(v), None, ExpiryChange::Keep, now)
         .unwrap_or_else(|e| panic!("store {w}/{n}: {e}"))
 }
 
@@ -216,12 +219,19 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
         &name("k"),
         value(b"1"),
         Some(env.clone()),
-        None,
+        ExpiryChange::Keep,
         at(0),
     )
     .expect("store");
-    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1))
-        .expect("store");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"2"),
+        None,
+        ExpiryChange::Keep,
+        at(1),
+    )
+    .expect("store");
     let got = b
         .retrieve(&ws("w"), &name("k"), None, at(2))
         .expect("retrieve");
@@ -232,7 +242,7 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
         &name("k"),
         value(b"3"),
         Some(other.clone()),
-        None,
+        ExpiryChange::Keep,
         at(3),
     )
     .expect("store");
@@ -247,7 +257,7 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
         &name("k"),
         value(b"4"),
         Some(Labels::empty()),
-        None,
+        ExpiryChange::Keep,
         at(5),
     )
     .expect("store");
@@ -257,7 +267,7 @@ pub fn labels_are_kept_when_omitted_and_cleared_when_empty(make: Make<'_>) {
     assert!(got.labels.is_empty(), "an empty map clears the labels");
 }
 
-/// `expires_at` omitted on update → the existing expiry is kept.
+/// `Keep` on update → the existing expiry is kept; `Set` replaces it.
 pub fn expiry_is_kept_when_omitted(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
@@ -266,12 +276,19 @@ pub fn expiry_is_kept_when_omitted(make: Make<'_>) {
         &name("k"),
         value(b"1"),
         None,
-        Some(at(100)),
+        ExpiryChange::Set(at(100)),
         at(0),
     )
     .expect("store");
-    b.store(&ws("w"), &name("k"), value(b"2"), None, None, at(1))
-        .expect("store");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"2"),
+        None,
+        ExpiryChange::Keep,
+        at(1),
+    )
+    .expect("store");
     let got = b
         .retrieve(&ws("w"), &name("k"), None, at(2))
         .expect("retrieve");
@@ -281,7 +298,7 @@ pub fn expiry_is_kept_when_omitted(make: Make<'_>) {
         &name("k"),
         value(b"3"),
         None,
-        Some(at(200)),
+        ExpiryChange::Set(at(200)),
         at(3),
     )
     .expect("store");
@@ -291,17 +308,105 @@ pub fn expiry_is_kept_when_omitted(make: Make<'_>) {
     assert_eq!(got.expires_at, Some(at(200)));
 }
 
-/// A STORE whose `expires_at` has already passed is refused (it could never be read).
+/// A STORE that sets an expiry at or before now is refused (the secret could never be read,
+/// and an update would take the whole history with it): a new secret is not created, an
+/// existing one keeps its value, versions and expiry.
 pub fn store_rejects_an_expiry_in_the_past(make: Make<'_>) {
     let s = fresh(make);
-    let r = s
-        .backend
-        .store(&ws("w"), &name("k"), value(b"1"), None, Some(at(0)), at(10));
-    assert_eq!(code(r), ErrorCode::InvalidRequest);
-    assert_eq!(
-        get(&*s.backend, "w", "k", at(10)),
-        Err(ErrorCode::SecretNotFound)
+    let b = &*s.backend;
+    for past in [at(0), at(10)] {
+        let r = b.store(
+            &ws("w"),
+            &name("k"),
+            value(b"1"),
+            None,
+            ExpiryChange::Set(past),
+            at(10),
+        );
+        assert_eq!(code(r), ErrorCode::InvalidRequest, "expiry {past:?} at 10");
+    }
+    assert_eq!(get(b, "w", "k", at(10)), Err(ErrorCode::SecretNotFound));
+    put(b, "w", "k", b"1", at(10));
+    put(b, "w", "k", b"2", at(11));
+    let r = b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"3"),
+        None,
+        ExpiryChange::Set(at(12)),
+        at(12),
     );
+    assert_eq!(
+        code(r),
+        ErrorCode::InvalidRequest,
+        "expiry now on an update"
+    );
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(100))
+        .expect("the secret survives the refused update");
+    assert_eq!(
+        (got.value.expose_secret(), got.version, got.expires_at),
+        (&b"2"[..], 2, None)
+    );
+    let versions = b.history(&ws("w"), &name("k"), at(100)).expect("history");
+    assert_eq!(versions.versions.len(), 2, "history kept");
+}
+
+/// `Clear` removes an existing expiry, so the secret outlives it; on a new secret it sets
+/// none; and a later `Keep` keeps the secret without expiry.
+pub fn expiry_is_removed_by_clear(make: Make<'_>) {
+    let s = fresh(make);
+    let b = &*s.backend;
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"1"),
+        None,
+        ExpiryChange::Set(at(100)),
+        at(0),
+    )
+    .expect("store");
+    let r = b
+        .store(
+            &ws("w"),
+            &name("k"),
+            value(b"2"),
+            None,
+            ExpiryChange::Clear,
+            at(1),
+        )
+        .expect("store with Clear");
+    assert_eq!((r.created, r.version), (false, 2));
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"3"),
+        None,
+        ExpiryChange::Keep,
+        at(2),
+    )
+    .expect("store with Keep");
+    let got = b
+        .retrieve(&ws("w"), &name("k"), None, at(1_000))
+        .expect("alive past the cleared expiry");
+    assert_eq!((got.version, got.expires_at), (3, None));
+    let listed = b
+        .list(&ws("w"), &Labels::empty(), None, 10, at(1_000))
+        .expect("list");
+    assert_eq!(listed.secrets[0].expires_at, None);
+    b.store(
+        &ws("w"),
+        &name("n"),
+        value(b"v"),
+        None,
+        ExpiryChange::Clear,
+        at(3),
+    )
+    .expect("Clear on a new secret");
+    let got = b
+        .retrieve(&ws("w"), &name("n"), None, at(4))
+        .expect("retrieve");
+    assert_eq!((got.version, got.expires_at), (1, None));
 }
 
 /// Any byte string round-trips exactly: empty, non-UTF-8, NUL, the maximum size.
@@ -329,9 +434,14 @@ pub fn values_round_trip_byte_exact(make: Make<'_>) {
 pub fn values_over_the_limit_are_refused(make: Make<'_>) {
     let s = fresh(make);
     let too_big = vec![0u8; Limits::AVP.max_secret_value_length as usize + 1];
-    let r = s
-        .backend
-        .store(&ws("w"), &name("k"), value(&too_big), None, None, at(0));
+    let r = s.backend.store(
+        &ws("w"),
+        &name("k"),
+        value(&too_big),
+        None,
+        ExpiryChange::Keep,
+        at(0),
+    );
     assert_eq!(code(r), ErrorCode::ValueTooLarge);
     assert_eq!(
         get(&*s.backend, "w", "k", at(1)),
@@ -403,7 +513,7 @@ pub fn rotate_keeps_labels_and_expiry(make: Make<'_>) {
         &name("k"),
         value(b"old"),
         Some(l.clone()),
-        Some(at(1000)),
+        ExpiryChange::Set(at(1000)),
         at(0),
     )
     .expect("store");
@@ -492,8 +602,15 @@ pub fn list_filter_requires_every_pair(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
     let store = |n: &str, l: Labels| {
-        b.store(&ws("w"), &name(n), value(b"v"), Some(l), None, at(0))
-            .expect("store");
+        b.store(
+            &ws("w"),
+            &name(n),
+            value(b"v"),
+            Some(l),
+            ExpiryChange::Keep,
+            at(0),
+        )
+        .expect("store");
     };
     store("both", labels(&[("env", "prod"), ("team", "a")]));
     store("env_only", labels(&[("env", "prod")]));
@@ -510,6 +627,51 @@ pub fn list_filter_requires_every_pair(make: Make<'_>) {
         names(b, "w", &labels(&[("env", "PROD")]), at(1)).is_empty(),
         "exact match"
     );
+}
+
+/// The workspace of the "LIST fails for good" report: 20 secrets, each with 64 labels of a
+/// 128-byte key and a 1,024-byte value — all within the limits, about 1.5 MB of metadata.
+/// Asked for up to 1,000 items, the backend cuts each page to fit one frame, and following
+/// the cursor returns every secret once, in order.
+pub fn list_pages_fit_a_frame(make: Make<'_>) {
+    let s = fresh(make);
+    let b = &*s.backend;
+    let wide: BTreeMap<String, String> = (0..64)
+        .map(|l| (format!("{l:0128}"), "v".repeat(1024)))
+        .collect();
+    let wide = Labels::new(wide).expect("within the limits");
+    let all: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    for n in &all {
+        b.store(
+            &ws("w"),
+            &name(n),
+            value(&[b'x'; 1024]),
+            Some(wide.clone()),
+            ExpiryChange::Keep,
+            at(0),
+        )
+        .expect("store");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<SecretName> = None;
+    let mut pages = 0;
+    loop {
+        let page = b
+            .list(&ws("w"), &Labels::empty(), after.as_ref(), 1000, at(1))
+            .expect("list");
+        pages += 1;
+        assert!(!page.secrets.is_empty(), "a page makes progress");
+        seen.extend(page.secrets.iter().map(|m| m.name.as_str().to_owned()));
+        after = page.secrets.last().map(|m| m.name.clone());
+        let more = page.next_cursor.is_some();
+        let listed = avp_protocol::Response::Listed(page);
+        avp_protocol::frame::encode(&listed).expect("every page fits a frame");
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, all, "every secret once, in order");
+    assert!(pages > 1, "20 such secrets do not fit one frame");
 }
 
 /// Keyset pagination: pages of `limit`, and a cursor that stays valid when secrets are
@@ -556,8 +718,15 @@ pub fn list_pagination_is_keyset_and_stable(make: Make<'_>) {
 pub fn expired_secrets_are_invisible(make: Make<'_>) {
     let s = fresh(make);
     let b = &*s.backend;
-    b.store(&ws("w"), &name("k"), value(b"v"), None, Some(at(10)), at(0))
-        .expect("store");
+    b.store(
+        &ws("w"),
+        &name("k"),
+        value(b"v"),
+        None,
+        ExpiryChange::Set(at(10)),
+        at(0),
+    )
+    .expect("store");
     put(b, "w", "stays", b"v", at(0));
     assert_eq!(
         get(b, "w", "k", at(9)),
@@ -629,14 +798,35 @@ pub fn the_secret_count_per_workspace_is_enforced(make: Make<'_>) {
     let b = &*s.backend;
     put(b, "w", "a", b"v", at(0));
     put(b, "w", "b", b"v", at(0));
-    b.store(&ws("w"), &name("c"), value(b"v"), None, Some(at(50)), at(0))
-        .expect("store");
-    let r = b.store(&ws("w"), &name("d"), value(b"v"), None, None, at(1));
+    b.store(
+        &ws("w"),
+        &name("c"),
+        value(b"v"),
+        None,
+        ExpiryChange::Set(at(50)),
+        at(0),
+    )
+    .expect("store");
+    let r = b.store(
+        &ws("w"),
+        &name("d"),
+        value(b"v"),
+        None,
+        ExpiryChange::Keep,
+        at(1),
+    );
     assert_eq!(code(r), ErrorCode::CapacityExceeded);
     put(b, "w", "a", b"update", at(2));
     put(b, "other", "d", b"v", at(2));
     put(b, "w", "d", b"v", at(60));
-    let r = b.store(&ws("w"), &name("e"), value(b"v"), None, None, at(61));
+    let r = b.store(
+        &ws("w"),
+        &name("e"),
+        value(b"v"),
+        None,
+        ExpiryChange::Keep,
+        at(61),
+    );
     assert_eq!(code(r), ErrorCode::CapacityExceeded);
     assert!(b.delete(&ws("w"), &name("a"), at(62)).expect("delete"));
     put(b, "w", "e", b"v", at(63));
@@ -649,8 +839,15 @@ pub fn counts_report_live_secrets(make: Make<'_>) {
     assert_eq!(b.counts(at(0)).secrets, 0);
     put(b, "a", "k1", b"v", at(0));
     put(b, "a", "k2", b"v", at(0));
-    b.store(&ws("b"), &name("k"), value(b"v"), None, Some(at(5)), at(0))
-        .expect("store");
+    b.store(
+        &ws("b"),
+        &name("k"),
+        value(b"v"),
+        None,
+        ExpiryChange::Set(at(5)),
+        at(0),
+    )
+    .expect("store");
     let before = b.counts(at(1));
     assert_eq!((before.workspaces, before.secrets), (2, 3));
     let after = b.counts(at(5));

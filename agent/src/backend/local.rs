@@ -11,8 +11,8 @@ use super::{Backend, BackendError, BackendSettings, Counts};
 use crate::state::guard;
 use crate::vault::store::{Change, SecretStore};
 use avp_protocol::{
-    HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue, StoreResult,
-    Timestamp, WorkspaceId,
+    ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,
+    StoreResult, Timestamp, WorkspaceId,
 };
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -113,7 +113,7 @@ impl<P: Persist> Backend for LocalBackend<P> {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError> {
         self.write(now, |store| {

@@ -12,10 +12,12 @@
 //! Built by one factory, [`open_key_store`]. Modules: [`local`] (the shared implementation
 //! of the backends served from memory, and [`local::MemoryBackend`] for tests), [`vault`]
 //! (the age vault on disk), [`redis`] (a vault shared through a Redis server; cargo feature
-//! `redis`), [`conformance`] (the reusable rule suite every backend runs).
+//! `redis`), [`conformance`] (the reusable rule suite every backend runs), [`page`] (the
+//! LIST page cut both backends share).
 
 pub mod conformance;
 pub mod local;
+pub mod page;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod vault;
@@ -23,8 +25,8 @@ pub mod vault;
 pub use local::MemoryBackend;
 
 use avp_protocol::{
-    ErrorCode, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult, Secret,
-    SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
+    ErrorCode, ExpiryChange, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult,
+    Secret, SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
 };
 use std::path::PathBuf;
 
@@ -96,6 +98,10 @@ impl BackendError {
     }
 }
 
+/// Why a STORE setting an expiry at or before now is refused, and what to do instead.
+pub const PAST_EXPIRY: &str =
+    "expires_at is in the past: give a future time, or keep or clear the expiry";
+
 /// Counters for STATUS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -127,7 +133,8 @@ impl Default for BackendSettings {
 ///
 /// Rules every implementation follows (the [`conformance`] suite checks each):
 /// - `store`: creates (`created`, version 1) or adds version old+1 keeping `created_at`;
-///   `labels: None` keeps, `Some(empty)` clears; `expires_at: None` keeps. Value size and the
+///   `labels: None` keeps, `Some(empty)` clears; `expires_at` keeps, sets or clears, and a
+///   time set at or before `now` is `InvalidRequest` ([`PAST_EXPIRY`]). Value size and the
 ///   per-workspace count are enforced here.
 /// - The last `history` versions are retained; older ones are dropped.
 /// - An expired secret (`expires_at <= now`) is invisible to every operation and counts as
@@ -148,7 +155,7 @@ pub trait Backend: Send + Sync {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError>;
 
@@ -229,6 +236,11 @@ pub trait KeyStore: Send + Sync {
     /// opens the records. `AuthenticationFailed` for a wrong passphrase; `Integrity` for
     /// records that do not decrypt — in which case nothing is written.
     fn unlock(&self, passphrase: &Passphrase) -> Result<Box<dyn Backend>, BackendError>;
+
+    /// Checks `passphrase` by unwrapping the identity (the same scrypt as an unlock) without
+    /// opening the records: UNLOCK of an unlocked vault must still refuse a wrong one.
+    /// `AuthenticationFailed` when wrong.
+    fn verify(&self, passphrase: &Passphrase) -> Result<(), BackendError>;
 
     /// Re-wraps the identity under `new`; records are untouched.
     fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError>;

@@ -101,6 +101,10 @@ impl KeyStore for VaultKeyStore {
         Ok(serve(vault, store))
     }
 
+    fn verify(&self, passphrase: &Passphrase) -> Result<(), BackendError> {
+        disk::verify_passphrase(&self.dir, passphrase)
+    }
+
     fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError> {
         disk::change_passphrase(&self.dir, old, new)
     }

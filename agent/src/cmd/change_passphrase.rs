@@ -13,7 +13,7 @@ pub fn run(state: &AgentState, old: Passphrase, new: Passphrase) -> Outcome {
         ));
     }
     // The old passphrase is checked like an unlock's: throttled the same way.
-    let _single_flight = take_turn(state, false);
+    let _single_flight = take_turn(state);
     let result = state.key_store.change_passphrase(&old, &new);
     note_attempt(state, &result);
     result?;

@@ -2,14 +2,14 @@
 
 use super::SecretCtx;
 use crate::error::Outcome;
-use avp_protocol::{Labels, Response, SecretName, SecretValue, Timestamp};
+use avp_protocol::{ExpiryChange, Labels, Response, SecretName, SecretValue, Timestamp};
 
 pub fn run(
     ctx: &SecretCtx,
     name: &SecretName,
     value: SecretValue,
     labels: Option<Labels>,
-    expires_at: Option<Timestamp>,
+    expires_at: ExpiryChange,
 ) -> Outcome {
     let now = Timestamp::now();
     let result = ctx

@@ -1,7 +1,8 @@
 //! UNLOCK: one scrypt, then the records into locked memory.
 //!
-//! Single-flight: concurrent unlocks queue on the gate and the later ones find the vault
-//! already open. Wrong passphrases are throttled: after the n-th consecutive failure, the
+//! Single-flight: concurrent unlocks queue on the gate. An unlock that finds the vault
+//! already open still checks its passphrase (one scrypt, no records read), so a wrong one
+//! is refused and throttled exactly as on a locked vault. Wrong passphrases are throttled: after the n-th consecutive failure, the
 //! next attempt may only start after `state::backoff(n)` (at most 10 s).
 //!
 //! The wait happens *while holding* the gate, so the backoff spaces every attempt, however
@@ -19,15 +20,11 @@ use avp_protocol::{Passphrase, Response};
 use std::time::Instant;
 
 /// Takes the single-flight gate, in arrival order, then waits out the wrong-passphrase
-/// backoff with it held. `skip_if_unlocked`: return at once (without the wait) if the vault
-/// turned out to be open meanwhile — `None` then.
-pub fn take_turn(state: &AgentState, skip_if_unlocked: bool) -> Option<GateGuard<'_>> {
+/// backoff with it held.
+pub fn take_turn(state: &AgentState) -> GateGuard<'_> {
     let gate = state.unlock_gate.lock();
-    if skip_if_unlocked && state.is_unlocked() {
-        return None;
-    }
     wait_for_turn(state);
-    Some(gate)
+    gate
 }
 
 /// Waits out the wrong-passphrase backoff, if any.
@@ -57,12 +54,16 @@ pub fn note_attempt<T>(state: &AgentState, result: &Result<T, BackendError>) {
 }
 
 pub fn run(state: &AgentState, passphrase: Passphrase) -> Outcome {
+    let _single_flight = take_turn(state);
     if state.is_unlocked() {
+        // Answering `Unlocked` unchecked would tell a guesser nothing, but it tells the
+        // user a wrong passphrase is right; and it must cost a guesser what a locked
+        // unlock costs.
+        let result = state.key_store.verify(&passphrase);
+        note_attempt(state, &result);
+        result?;
         return Ok(Response::Unlocked);
     }
-    let Some(_single_flight) = take_turn(state, true) else {
-        return Ok(Response::Unlocked);
-    };
     state.previous_backend_gone();
     let result = state.key_store.unlock(&passphrase);
     note_attempt(state, &result);

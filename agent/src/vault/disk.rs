@@ -472,6 +472,12 @@ pub fn remove_stale_temps(dir: &Path) {
     fsutil::remove_stale_temps(&dir.join(SNAPSHOT_FILE));
 }
 
+/// Checks `passphrase` against the identity in `dir` (one scrypt); nothing else is read.
+pub fn verify_passphrase(dir: &Path, passphrase: &Passphrase) -> Result<(), BackendError> {
+    let wrapped = read_identity_file(dir)?;
+    crypto::unwrap_identity(&wrapped, passphrase).map(drop)
+}
+
 /// Re-wraps the identity in `dir` under `new`; the records are untouched. Keeps the work
 /// factor the identity was written with.
 pub fn change_passphrase(
@@ -491,7 +497,7 @@ pub fn change_passphrase(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use avp_protocol::{Labels, SecretName, SecretValue, WorkspaceId};
+    use avp_protocol::{ExpiryChange, Labels, SecretName, SecretValue, WorkspaceId};
 
     fn put(store: &SecretStore, name: &str, value: &[u8]) -> Change {
         store
@@ -500,7 +506,7 @@ mod tests {
                 &SecretName::new(name).unwrap(),
                 SecretValue::from_slice(value),
                 Some(Labels::empty()),
-                None,
+                ExpiryChange::Keep,
                 Timestamp::now(),
             )
             .unwrap()

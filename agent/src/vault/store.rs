@@ -9,11 +9,10 @@
 //! written.
 
 use super::locked::{LockedArena, Slot};
-use crate::backend::{BackendError, Counts};
-use avp_protocol::types::Cursor;
+use crate::backend::{BackendError, Counts, PAST_EXPIRY, page};
 use avp_protocol::{
-    HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta, SecretName,
-    SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
+    ExpiryChange, HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta,
+    SecretName, SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
@@ -146,14 +145,12 @@ impl SecretStore {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<(Change, StoreResult), BackendError> {
         self.check_value(&value)?;
-        if expires_at.is_some_and(|at| at <= now) {
-            return Err(BackendError::InvalidRequest(
-                "expires_at is in the past: give a future time or none",
-            ));
+        if expires_at.is_past(now) {
+            return Err(BackendError::InvalidRequest(PAST_EXPIRY));
         }
         let meta = match self.live(workspace, name, now) {
             Some(entry) => PutMeta {
@@ -163,7 +160,7 @@ impl SecretStore {
                 created_at: entry.created_at,
                 updated_at: now,
                 labels: labels.unwrap_or_else(|| entry.labels.clone()),
-                expires_at: expires_at.or(entry.expires_at),
+                expires_at: expires_at.apply(entry.expires_at),
             },
             None => {
                 self.check_capacity(workspace, now)?;
@@ -174,7 +171,7 @@ impl SecretStore {
                     created_at: now,
                     updated_at: now,
                     labels: labels.unwrap_or_default(),
-                    expires_at,
+                    expires_at: expires_at.apply(None),
                 }
             }
         };
@@ -380,23 +377,11 @@ impl SecretStore {
             };
         };
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut matching = secrets
+        let matching = secrets
             .range::<SecretName, _>((start, Bound::Unbounded))
-            .filter(|(_, e)| !e.expired(now) && e.labels.matches(filter));
-        let page: Vec<SecretMeta> = matching
-            .by_ref()
-            .take(limit)
-            .map(|(name, entry)| entry.meta(name))
-            .collect();
-        let more = matching.next().is_some();
-        let next_cursor = match page.last() {
-            Some(last) if more => Some(Cursor::after(&last.name)),
-            _ => None,
-        };
-        ListPage {
-            secrets: page,
-            next_cursor,
-        }
+            .filter(|(_, e)| !e.expired(now) && e.labels.matches(filter))
+            .map(|(name, entry)| entry.meta(name));
+        page::cut(matching, limit)
     }
 
     /// HISTORY: retained versions, oldest first.

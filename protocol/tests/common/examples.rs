@@ -66,7 +66,7 @@ pub fn every_request_holding(secret: &[u8]) -> Vec<Request> {
             name: name("db.password"),
             value: SecretValue::from_slice(secret),
             labels: Some(some_labels()),
-            expires_at: Some(Timestamp::from_unix(1_900_000_000)),
+            expires_at: ExpiryChange::Set(Timestamp::from_unix(1_900_000_000)),
         },
         Request::Retrieve {
             session: session(),

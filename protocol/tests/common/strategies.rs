@@ -69,6 +69,15 @@ pub fn largest_labels() -> Labels {
     Labels::new(map).expect("exactly at the limits")
 }
 
+/// Any STORE expiry change: keep, set (any time) or clear.
+pub fn expiry_change() -> impl Strategy<Value = ExpiryChange> {
+    prop_oneof![
+        Just(ExpiryChange::Keep),
+        timestamp().prop_map(ExpiryChange::Set),
+        Just(ExpiryChange::Clear),
+    ]
+}
+
 /// Any instant a peer could send.
 pub fn timestamp() -> impl Strategy<Value = Timestamp> {
     any::<i64>().prop_map(Timestamp::from_unix)
@@ -142,7 +151,7 @@ pub fn request() -> impl Strategy<Value = Request> {
             secret_name(),
             secret_value(),
             option::of(labels()),
-            option::of(timestamp()),
+            expiry_change(),
         )
             .prop_map(
                 |(session, name, value, labels, expires_at)| Request::Store {

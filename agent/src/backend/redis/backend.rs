@@ -14,8 +14,8 @@ use super::record::{Meta, Sealer, ValueHome};
 use super::scripts::{self, Changes, Records};
 use crate::backend::{Backend, BackendError, BackendSettings, Counts};
 use avp_protocol::{
-    HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue, StoreResult,
-    Timestamp, VersionInfo, WorkspaceId,
+    ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,
+    StoreResult, Timestamp, VersionInfo, WorkspaceId,
 };
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -257,7 +257,7 @@ impl Backend for RedisBackend {
         name: &SecretName,
         value: SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError> {
         self.store_version(workspace, name, &value, labels, expires_at, now)

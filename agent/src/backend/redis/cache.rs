@@ -19,8 +19,7 @@
 use super::record::Meta;
 use super::scripts::{Position, Records};
 use crate::state::guard;
-use avp_protocol::types::Cursor;
-use avp_protocol::{Labels, ListPage, SecretMeta, SecretName, Timestamp};
+use avp_protocol::{Labels, ListPage, SecretName, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -314,23 +313,11 @@ pub struct PageQuery<'a> {
 
 fn page(by_name: &BTreeMap<SecretName, Arc<Cached>>, query: &PageQuery<'_>) -> ListPage {
     let start = query.after.map_or(Bound::Unbounded, Bound::Excluded);
-    let mut matching = by_name
+    let matching = by_name
         .range::<SecretName, _>((start, Bound::Unbounded))
-        .filter(|(_, c)| !c.meta.expired(query.now) && c.meta.labels.matches(query.filter));
-    let secrets: Vec<SecretMeta> = matching
-        .by_ref()
-        .take(query.limit)
-        .map(|(_, c)| c.meta.to_secret_meta())
-        .collect();
-    let more = matching.next().is_some();
-    let next_cursor = match secrets.last() {
-        Some(last) if more => Some(Cursor::after(&last.name)),
-        _ => None,
-    };
-    ListPage {
-        secrets,
-        next_cursor,
-    }
+        .filter(|(_, c)| !c.meta.expired(query.now) && c.meta.labels.matches(query.filter))
+        .map(|(_, c)| c.meta.to_secret_meta());
+    crate::backend::page::cut(matching, query.limit)
 }
 
 #[cfg(test)]

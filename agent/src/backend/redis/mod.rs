@@ -166,6 +166,13 @@ impl KeyStore for RedisKeyStore {
         self.serve(identity)
     }
 
+    fn verify(&self, passphrase: &Passphrase) -> Result<(), BackendError> {
+        let wrapped = self.wrapped_identity()?;
+        crypto::unwrap_identity(&wrapped, passphrase)
+            .map(drop)
+            .map_err(identity_error)
+    }
+
     fn change_passphrase(&self, old: &Passphrase, new: &Passphrase) -> Result<(), BackendError> {
         let wrapped = self.wrapped_identity()?;
         let identity = crypto::unwrap_identity(&wrapped, old).map_err(identity_error)?;

@@ -10,9 +10,10 @@ use super::cache::Cached;
 use super::keys::{self, WorkspaceKeys};
 use super::record::{Meta, ValueHome, VersionRef};
 use super::scripts::{self, Outcome, Position, Put};
-use crate::backend::BackendError;
+use crate::backend::{BackendError, PAST_EXPIRY};
 use avp_protocol::{
-    Labels, RotateResult, SecretName, SecretValue, StoreResult, Timestamp, WorkspaceId,
+    ExpiryChange, Labels, RotateResult, SecretName, SecretValue, StoreResult, Timestamp,
+    WorkspaceId,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -69,21 +70,19 @@ impl RedisBackend {
     }
 
     /// STORE (contract §5): a new secret at version 1, or version old+1 keeping
-    /// `created_at`, and labels and expiry unless given.
+    /// `created_at`, and labels and expiry unless changed.
     pub(super) fn store_version(
         &self,
         workspace: &WorkspaceId,
         name: &SecretName,
         value: &SecretValue,
         labels: Option<Labels>,
-        expires_at: Option<Timestamp>,
+        expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError> {
         self.check_value(value)?;
-        if expires_at.is_some_and(|at| at <= now) {
-            return Err(BackendError::InvalidRequest(
-                "expires_at is in the past: give a future time or none",
-            ));
+        if expires_at.is_past(now) {
+            return Err(BackendError::InvalidRequest(PAST_EXPIRY));
         }
         let (head, _) = self.put_version(workspace, name, value, now, |live| {
             Ok(match live {
@@ -91,13 +90,13 @@ impl RedisBackend {
                     version: next_version(meta)?,
                     created_at: meta.created_at,
                     labels: labels.clone().unwrap_or_else(|| meta.labels.clone()),
-                    expires_at: expires_at.or(meta.expires_at),
+                    expires_at: expires_at.apply(meta.expires_at),
                 },
                 None => Head {
                     version: 1,
                     created_at: now,
                     labels: labels.clone().unwrap_or_default(),
-                    expires_at,
+                    expires_at: expires_at.apply(None),
                 },
             })
         })?;

@@ -128,13 +128,19 @@ pub struct SetArgs {
     #[arg(long, conflicts_with = "labels")]
     pub clear_labels: bool,
 
-    /// Expire the secret this long from now (e.g. 30m, 12h, 7d)
+    /// Expire the secret this long from now (e.g. 30m, 12h, 7d; at least 1s); without an
+    /// expiry flag the existing expiry is kept
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub expires_in: Option<std::time::Duration>,
 
-    /// Expire the secret at this time (RFC 3339, e.g. 2030-01-31T12:00:00Z)
+    /// Expire the secret at this time (RFC 3339, e.g. 2030-01-31T12:00:00Z; in the future)
     #[arg(long, value_name = "RFC3339", conflicts_with = "expires_in")]
     pub expires_at: Option<String>,
+
+    /// Remove the secret's expiry. With no value given and standard input a terminal, the
+    /// current value is stored again (a new version) without asking for it
+    #[arg(long, conflicts_with_all = ["expires_in", "expires_at"])]
+    pub no_expiry: bool,
 }
 
 #[derive(Debug, Args)]

@@ -76,10 +76,12 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), Failure>
     for row in std::iter::once(&header).chain(rows) {
         let last = row.len().saturating_sub(1);
         for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
-            if i == last {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  "));
+            text.push_str(cell);
+            if i != last {
+                // Padded by hand: `format!`'s width is limited to u16, and a LABELS cell
+                // within the limits (64 labels of 1,152 bytes) is wider than that.
+                let pad = width.saturating_sub(cell.chars().count()) + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
             }
         }
         text.push('\n');

@@ -5,7 +5,9 @@ use crate::context::{self, Ctx};
 use crate::fail::Failure;
 use crate::output::{self, print_json, rfc3339, rfc3339_json};
 use crate::{generate, input};
-use avp_client::{Error, ErrorCode, Labels, SecretName, StoreOptions, Timestamp, WorkspaceId};
+use avp_client::{
+    Error, ErrorCode, ExpiryChange, Labels, SecretName, StoreOptions, Timestamp, WorkspaceId,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -28,12 +30,32 @@ fn name_missing(err: Error, name: &SecretName, ws: &WorkspaceId, what: &str) -> 
     }
 }
 
-fn expiry(args: &SetArgs) -> Result<Option<Timestamp>, Failure> {
+/// `INVALID_REQUEST` for an expiry that is not in the future: the secret could never be
+/// read, and an update would take its whole history with it.
+fn past_expiry(problem: &str) -> Failure {
+    Failure::refused(
+        ErrorCode::InvalidRequest,
+        problem,
+        "give a time in the future, or remove the expiry with --no-expiry",
+    )
+}
+
+fn expiry(args: &SetArgs) -> Result<ExpiryChange, Failure> {
+    if args.no_expiry {
+        return Ok(ExpiryChange::Clear);
+    }
     if let Some(after) = args.expires_in {
-        return Ok(Some(Timestamp::now().plus_seconds(after.as_secs().max(1))));
+        if after.as_secs() == 0 {
+            return Err(past_expiry(
+                "--expires-in must be at least 1s: the secret would expire at once",
+            ));
+        }
+        return Ok(ExpiryChange::Set(
+            Timestamp::now().plus_seconds(after.as_secs()),
+        ));
     }
     let Some(text) = &args.expires_at else {
-        return Ok(None);
+        return Ok(ExpiryChange::Keep);
     };
     let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
         Failure::usage(
@@ -43,18 +65,23 @@ fn expiry(args: &SetArgs) -> Result<Option<Timestamp>, Failure> {
     })?;
     let at = Timestamp::from_unix(at.unix_timestamp());
     if at <= Timestamp::now() {
-        return Err(Failure::usage(
-            "--expires-at is in the past",
-            "give a time in the future",
-        ));
+        return Err(past_expiry("--expires-at is in the past"));
     }
-    Ok(Some(at))
+    Ok(ExpiryChange::Set(at))
+}
+
+/// `set --no-expiry` with no value given on a terminal: nothing to read, so the current
+/// value is stored again without its expiry rather than prompting for a value the user
+/// did not mean to change.
+fn restores_current_value(args: &SetArgs) -> bool {
+    args.no_expiry && args.value.as_ref().is_none_or(|v| v == "-") && input::stdin_is_terminal()
 }
 
 pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
     let expires_at = expiry(&args)?;
+    let restore = restores_current_value(&args);
     let labels = if args.clear_labels {
         Some(Labels::empty())
     } else if args.labels.is_empty() {
@@ -62,8 +89,21 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
     } else {
         Some(context::labels(args.labels)?)
     };
-    let value = input::value(args.value, name.as_str())?;
+    let value = if restore {
+        None
+    } else {
+        Some(input::value(args.value, name.as_str())?)
+    };
     let result = ctx.with_session(|client, session| {
+        let value = match value {
+            Some(value) => value,
+            None => {
+                client
+                    .retrieve(session, &name, None)
+                    .map_err(|err| name_missing(err, &name, &workspace, ""))?
+                    .value
+            }
+        };
         let options = StoreOptions { labels, expires_at };
         Ok(client.store(session, &name, value, options)?)
     })?;
@@ -75,6 +115,12 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
             "created_at": rfc3339(result.created_at),
             "updated_at": rfc3339(result.updated_at),
         }));
+    }
+    if restore {
+        return output::print(&format!(
+            "removed the expiry of {name} in workspace {workspace}: version {} holds the same value\n",
+            result.version
+        ));
     }
     let how = if result.created { "created" } else { "updated" };
     output::print(&format!(

@@ -53,9 +53,16 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> Result<(), Failure> {
 
 pub fn unlock(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
     let mut client = ctx.connect()?;
+    // Asked first only to word the answer: the agent checks the passphrase either way.
+    let was_unlocked = client.status()?.state == VaultState::Unlocked;
     let passphrase = passphrase(&args, "Vault passphrase: ", "passphrase", false)?;
     client.unlock(passphrase)?;
-    state_done(ctx, VaultState::Unlocked, "vault unlocked")
+    let human = if was_unlocked {
+        "vault already unlocked"
+    } else {
+        "vault unlocked"
+    };
+    state_done(ctx, VaultState::Unlocked, human)
 }
 
 pub fn lock(ctx: &Ctx) -> Result<(), Failure> {

@@ -4,8 +4,8 @@
 use avp_agent::backend::BackendSettings;
 use avp_agent::vault::disk::DiskVault;
 use avp_protocol::{
-    Labels, Passphrase, Request, Response, SecretName, SecretValue, SessionId, Timestamp,
-    WorkspaceId, frame,
+    ExpiryChange, Labels, Passphrase, Request, Response, SecretName, SecretValue, SessionId,
+    Timestamp, WorkspaceId, frame,
 };
 use avp_tests::{AgentOptions, Conn, TEST_PASSPHRASE, TestAgent};
 use std::path::Path;
@@ -94,7 +94,7 @@ pub fn store_frame(session: &SessionId, name: &str, value: &[u8]) -> Vec<u8> {
         name: SecretName::new(name).expect("valid"),
         value: SecretValue::from_slice(value),
         labels: None,
-        expires_at: None,
+        expires_at: avp_protocol::ExpiryChange::Keep,
     };
     frame::encode(&request).expect("encode").to_vec()
 }
@@ -123,7 +123,7 @@ pub fn populate(base: &Path, count: usize, work_factor: u8) {
                 &name,
                 SecretValue::from_slice(&value(i)),
                 Some(Labels::empty()),
-                None,
+                ExpiryChange::Keep,
                 now,
             )
             .expect("plan");
