@@ -66,7 +66,7 @@ impl RedisBackend {
         let names = KeyNames::derive(&identity)?;
         Ok(Self {
             redis,
-            sealer: Sealer::new(identity),
+            sealer: Sealer::new(&identity)?,
             names,
             cache: MetaCache::new(2 * settings.limits.max_secrets_per_workspace as usize),
             settings,
