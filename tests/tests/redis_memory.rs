@@ -80,6 +80,10 @@ fn redis_backend_keys_and_metadata_stay_in_locked_memory_and_go_at_lock() {
     assert_eq!(conn.names(&s).len(), 3);
     assert_eq!(conn.value(&s, &format!("{name}1")), Ok(b"v".to_vec()));
     let _ = conn.history(&s, &format!("{name}2"));
+    // A live session holds its workspace id in the session table (not the backend), in
+    // ordinary memory; an ended one forgets it. End it, so what is left is the backend's.
+    let terminated = conn.call(&Request::Terminate { session: s });
+    assert!(matches!(terminated, Response::Terminated), "{terminated:?}");
     drop(conn);
 
     // The key material, from what the test knows: the wrapped identity in Redis and the
@@ -105,6 +109,10 @@ fn redis_backend_keys_and_metadata_stay_in_locked_memory_and_go_at_lock() {
         ("identity text", secret_text.as_bytes().to_vec()),
         ("identity scalar", scalar.clone()),
         ("naming key", naming_key.to_vec()),
+        ("secret name", name.as_bytes().to_vec()),
+        ("label key", label_key.as_bytes().to_vec()),
+        ("label value", label_value.as_bytes().to_vec()),
+        ("workspace id", workspace.as_bytes().to_vec()),
     ];
 
     // Unlocked: the memory is locked, the scan sees the keys and names (so it works), and
@@ -114,7 +122,7 @@ fn redis_backend_keys_and_metadata_stay_in_locked_memory_and_go_at_lock() {
         status_bytes(pid, "VmLck").unwrap_or(0) > 0,
         "VmLck is 0 while unlocked"
     );
-    for (what, needle) in [&needles[0], &needles[2]] {
+    for (what, needle) in [&needles[0], &needles[2], &needles[3], &needles[5]] {
         assert!(
             !scan_memory(pid, needle).is_empty(),
             "the scan finds the {what} while unlocked"
