@@ -157,10 +157,14 @@ impl Connection {
             Ok(0) | Err(_) => return Incoming::Done,
             Ok(n) => n,
         };
-        self.registration.set_busy();
+        // Mid-frame: first in line for eviction at the cap until the frame is whole.
+        self.registration.set_reading();
         let deadline = Instant::now() + settings.frame_timeout;
         match self.read_rest(stream, header, got, deadline) {
-            Ok(payload) => Incoming::Frame(payload),
+            Ok(payload) => {
+                self.registration.set_busy();
+                Incoming::Frame(payload)
+            }
             Err(FrameError::Truncated) => {
                 tracing::debug!(pid = ?self.peer.pid, "frame cut off or not completed in time");
                 Incoming::Done

@@ -2,11 +2,16 @@
 //! thread per connection, and a graceful drain at shutdown.
 //!
 //! The cap. At most `max_connections` clients are served at once. When a new client
-//! arrives at the cap, the connection that has been idle (between requests) the longest is
-//! closed to make room — an idle client loses nothing but its socket, and a flood of idle
-//! connections can never lock out a real request. If no connection is idle (all are in
-//! the middle of a frame, each bounded by the frame timeout), the newcomer is refused with
-//! `RATE_LIMIT_EXCEEDED`.
+//! arrives at the cap, one connection is closed to make room:
+//! 1. the one whose partial frame has waited longest — a real client sends a whole frame in
+//!    microseconds, so a frame still incomplete after others began is a slow or hostile
+//!    sender, and a flood of half-sent frames must not hold every slot until the frame
+//!    timeout (and again right after);
+//! 2. otherwise the one idle (between requests) the longest — an idle client loses nothing
+//!    but its socket, and a flood of idle connections can never lock out a real request.
+//!
+//! Only when every connection is busy with a whole request (being dispatched or answered)
+//! is the newcomer refused with `RATE_LIMIT_EXCEEDED`.
 //!
 //! Reaching a blocked connection. Each connection thread sits in a blocking `read`; the
 //! registry knows its socket's descriptor so the server can shut the socket down: the
@@ -36,10 +41,32 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// stay cheap.
 const CONNECTION_STACK: usize = 256 << 10;
 
+/// What a connection is doing, for the choice of whom to evict at the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the first byte of a request, since then.
+    Idle(Instant),
+    /// Part of a frame has arrived, the first byte at this instant; the rest is awaited.
+    Reading(Instant),
+    /// A whole request is being dispatched or answered: never evicted.
+    Busy,
+}
+
+impl Phase {
+    /// The eviction order: lower goes first. Partial frames (oldest first) before idle
+    /// connections (longest idle first); busy ones never.
+    fn eviction_rank(self) -> Option<(u8, Instant)> {
+        match self {
+            Phase::Reading(since) => Some((0, since)),
+            Phase::Idle(since) => Some((1, since)),
+            Phase::Busy => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Tracked {
-    /// Since when the connection has been waiting for a request; `None` while busy.
-    idle_since: Option<Instant>,
+    phase: Phase,
     /// Its socket's descriptor, to shut it down from here (see the module docs).
     socket: RawFd,
 }
@@ -59,18 +86,25 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// The connection is waiting for its next request (and may be evicted).
-    pub fn set_idle(&self) {
+    fn set(&self, phase: Phase) {
         if let Some(t) = guard(&self.registry.connections).get_mut(&self.id) {
-            t.idle_since = Some(Instant::now());
+            t.phase = phase;
         }
     }
 
-    /// The connection is reading or answering a request.
+    /// The connection is waiting for its next request (and may be evicted).
+    pub fn set_idle(&self) {
+        self.set(Phase::Idle(Instant::now()));
+    }
+
+    /// The first bytes of a frame arrived; the rest is awaited (evicted first at the cap).
+    pub fn set_reading(&self) {
+        self.set(Phase::Reading(Instant::now()));
+    }
+
+    /// The connection is dispatching or answering a whole request.
     pub fn set_busy(&self) {
-        if let Some(t) = guard(&self.registry.connections).get_mut(&self.id) {
-            t.idle_since = None;
-        }
+        self.set(Phase::Busy);
     }
 }
 
@@ -91,17 +125,18 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Registers the connection on `socket` if there is room, evicting the longest-idle
-    /// connection when at `cap`. `None`: at the cap with nobody idle.
+    /// Registers the connection on `socket` if there is room, evicting at `cap` the oldest
+    /// partial frame, else the longest-idle connection (see the module docs). `None`: at
+    /// the cap with every connection busy.
     pub fn admit(self: &Arc<Self>, cap: usize, socket: &UnixStream) -> Option<Registration> {
         let socket = socket.as_raw_fd();
         let mut connections = guard(&self.connections);
         if connections.len() >= cap {
-            let oldest_idle = connections
+            let (_, victim) = connections
                 .iter()
-                .filter_map(|(id, t)| t.idle_since.map(|since| (since, *id)))
+                .filter_map(|(id, t)| t.phase.eviction_rank().map(|rank| (rank, *id)))
                 .min()?;
-            if let Some(victim) = connections.remove(&oldest_idle.1) {
+            if let Some(victim) = connections.remove(&victim) {
                 let _ = shutdown(victim.socket, Shutdown::Both);
             }
         }
@@ -110,10 +145,12 @@ impl Registry {
             *next += 1;
             *next
         };
+        // Waiting for its Hello: idle from the start, so a newcomer that never speaks can be
+        // evicted before its thread has even run.
         connections.insert(
             id,
             Tracked {
-                idle_since: None,
+                phase: Phase::Idle(Instant::now()),
                 socket,
             },
         );
@@ -309,5 +346,31 @@ mod tests {
         assert!(registry.admit(2, &sc).is_none(), "nobody idle: refuse");
         drop(c);
         assert!(registry.admit(2, &sc).is_some());
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_partial_frame_goes_before_any_idle_connection() {
+        let registry = Arc::new(Registry::default());
+        let (sa, _pa) = UnixStream::pair().unwrap();
+        let (mut sb, _pb) = UnixStream::pair().unwrap();
+        let (mut sc, _pc) = UnixStream::pair().unwrap();
+        let (sd, _pd) = UnixStream::pair().unwrap();
+        let a = registry.admit(3, &sa).unwrap();
+        let b = registry.admit(3, &sb).unwrap();
+        let c = registry.admit(3, &sc).unwrap();
+        // a idle longest, then b and c mid-frame, b's frame the older.
+        a.set_idle();
+        b.set_reading();
+        std::thread::sleep(Duration::from_millis(5));
+        c.set_reading();
+        let _d = registry.admit(3, &sd).expect("room made");
+        assert!(is_shut(&mut sb), "b's partial frame was the oldest");
+        let _e = registry.admit(3, &sd).expect("room made");
+        assert!(
+            is_shut(&mut sc),
+            "then c's partial frame, before the idle a"
+        );
+        assert_eq!(registry.len(), 3);
+        drop(a);
     }
 }

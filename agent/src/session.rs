@@ -25,7 +25,9 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    workspace: WorkspaceId,
+    /// `None` once terminated: an ended session grants nothing, so the workspace id (a name
+    /// the user chose) is not kept in ordinary memory past TERMINATE or LOCK.
+    workspace: Option<WorkspaceId>,
     uid: u32,
     expires: BootInstant,
     terminated: bool,
@@ -148,7 +150,7 @@ impl SessionTable {
         let id = SessionId::generate()?;
         self.make_room(now);
         let entry = Entry {
-            workspace: workspace.clone(),
+            workspace: Some(workspace.clone()),
             uid,
             expires: now.plus(Duration::from_secs(ttl)),
             terminated: false,
@@ -226,7 +228,7 @@ impl SessionTable {
             return Err(SessionError::Expired);
         }
         Ok(Grant {
-            workspace: entry.workspace.clone(),
+            workspace: entry.workspace.clone().ok_or(SessionError::Terminated)?,
         })
     }
 
@@ -240,6 +242,7 @@ impl SessionTable {
         self.check(id, uid, now)?;
         if let Some(entry) = self.entries.get_mut(id) {
             entry.terminated = true;
+            entry.workspace = None;
             if let Some(id) = self.running.remove(&entry.key()) {
                 self.ended.insert(entry.key(), id);
             }
@@ -251,6 +254,7 @@ impl SessionTable {
     pub fn terminate_all(&mut self) {
         for entry in self.entries.values_mut() {
             entry.terminated = true;
+            entry.workspace = None;
         }
         self.ended.append(&mut self.running);
     }
@@ -355,6 +359,8 @@ mod tests {
             t.check(&other.session, 1, at(1)),
             Err(SessionError::Terminated)
         );
+        // Remembered to say why, but without the workspace id they were bound to.
+        assert!(t.entries.values().all(|e| e.workspace.is_none()));
     }
 
     #[test]

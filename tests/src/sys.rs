@@ -85,6 +85,55 @@ pub fn scan_memory(pid: u32, needle: &[u8]) -> Vec<String> {
     hits
 }
 
+/// The address ranges of `pid`'s mappings that the kernel holds locked in RAM (`Locked:`
+/// above 0 kB in `/proc/<pid>/smaps`).
+pub fn locked_ranges(pid: u32) -> Vec<(u64, u64)> {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let mut ranges = Vec::new();
+    let mut current = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            current = Some((start, end));
+            continue;
+        }
+        if let (Some(range), Some(kib)) = (current, line.strip_prefix("Locked:")) {
+            let kib: u64 = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if kib > 0 {
+                ranges.push(range);
+            }
+        }
+    }
+    ranges
+}
+
+/// The hits of [`scan_memory`] in mappings that are not locked in RAM (see
+/// [`locked_ranges`]): where `needle` could be swapped out.
+pub fn scan_unlocked_memory(pid: u32, needle: &[u8]) -> Vec<String> {
+    let locked = locked_ranges(pid);
+    scan_memory(pid, needle)
+        .into_iter()
+        .filter(|hit| {
+            let range = hit.split(" in ").nth(1).and_then(|l| l.split(' ').next());
+            let parsed = range.and_then(|r| r.split_once('-')).and_then(|(a, b)| {
+                Some((
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                ))
+            });
+            !parsed.is_some_and(|r| locked.contains(&r))
+        })
+        .collect()
+}
+
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (children inherit it), so
 /// a test can hold a thousand sockets.
 pub fn raise_fd_limit() -> u64 {

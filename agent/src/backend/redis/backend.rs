@@ -44,8 +44,9 @@ pub struct RedisBackend {
 pub(super) struct Loaded {
     /// The current version's tag: what a compare-and-set expects.
     pub current: String,
-    /// The decrypted metadata.
-    pub meta: Arc<Cached>,
+    /// The decrypted metadata: a transient copy, for this request only (the cache keeps it
+    /// in locked memory).
+    pub meta: Meta,
     /// The current value record, when asked for.
     pub value: Option<Vec<u8>>,
 }
@@ -66,7 +67,7 @@ impl RedisBackend {
         let names = KeyNames::derive(&identity)?;
         Ok(Self {
             redis,
-            sealer: Sealer::new(identity),
+            sealer: Sealer::new(&identity)?,
             names,
             cache: MetaCache::new(2 * settings.limits.max_secrets_per_workspace as usize),
             settings,
@@ -100,11 +101,7 @@ impl RedisBackend {
             self.names
                 .is_home(&meta.workspace, &meta.name, workspace, field, &known)
         })?;
-        let cached = Arc::new(Cached {
-            field: field.to_owned(),
-            ciphertext,
-            meta,
-        });
+        let cached = Cached::new(&self.cache, field.to_owned(), ciphertext, &meta)?;
         self.cache.remember(workspace, Arc::clone(&cached));
         Ok(cached)
     }
@@ -124,8 +121,8 @@ impl RedisBackend {
             return Ok(None);
         };
         let ciphertext = stored.meta.ok_or_else(inconsistent)?;
-        let meta = self.open_meta(&ws.tag, &secret.field, ciphertext)?;
-        if meta.meta.current().tag != stored.current {
+        let meta = self.open_meta(&ws.tag, &secret.field, ciphertext)?.meta()?;
+        if meta.current().tag != stored.current {
             return Err(inconsistent());
         }
         Ok(Some(Loaded {
@@ -205,11 +202,7 @@ impl RedisBackend {
                 self.names
                     .is_home(&meta.workspace, &meta.name, workspace, &field, &known)
             })?;
-            Ok(Arc::new(Cached {
-                field,
-                ciphertext,
-                meta,
-            }))
+            Cached::new(&self.cache, field, ciphertext, &meta)
         };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -274,7 +267,7 @@ impl Backend for RedisBackend {
         let loaded = self
             .load(&ws, &secret, true)?
             .ok_or(BackendError::NotFound)?;
-        let meta = &loaded.meta.meta;
+        let meta = &loaded.meta;
         if meta.expired(now) {
             return Err(BackendError::NotFound);
         }
@@ -343,7 +336,7 @@ impl Backend for RedisBackend {
         };
         self.fresh(&ws, |cache, generation| {
             cache.page(&ws.tag, generation, &query)
-        })
+        })?
     }
 
     fn rotate(
@@ -366,7 +359,7 @@ impl Backend for RedisBackend {
         let loaded = self
             .load(&ws, &secret, false)?
             .ok_or(BackendError::NotFound)?;
-        let meta: &Meta = &loaded.meta.meta;
+        let meta: &Meta = &loaded.meta;
         if meta.expired(now) {
             return Err(BackendError::NotFound);
         }

@@ -13,15 +13,19 @@
 //! The *memo* (per secret: the last ciphertext seen and its decryption) serves RETRIEVE and
 //! writes: a record is reused only when the bytes just read from Redis are identical.
 //!
-//! Holds names and labels (as the vault's in-memory store does), never values. The lock is
-//! never held across I/O or decryption. Dropped with the backend when the vault locks.
+//! Holds names, labels and workspace ids, never values — in locked memory
+//! ([`LockedMeta`]): the listing keeps name order by comparing names in place there. The
+//! lock is never held across I/O or decryption. Dropped with the backend when the vault
+//! locks, which wipes it.
 
+use super::locked_meta::{LockedMeta, SharedArena};
 use super::record::Meta;
 use super::scripts::{Position, Records};
+use crate::backend::BackendError;
 use crate::state::guard;
+use crate::vault::locked::LockedArena;
 use avp_protocol::{Labels, ListPage, SecretName, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// The latest state of secrets written since a position: (field, metadata; `None` when
@@ -35,14 +39,44 @@ pub struct Cached {
     pub field: String,
     /// The ciphertext as stored.
     pub ciphertext: Vec<u8>,
-    /// Its decryption.
-    pub meta: Meta,
+    /// Its expiry (a time, not secret), for the listing's expiry index without a decode.
+    pub expires_at: Option<Timestamp>,
+    /// Its decryption, in locked memory.
+    meta: LockedMeta,
+}
+
+impl Cached {
+    /// A record of `cache` whose decryption is `meta`, copied into the cache's locked
+    /// arena (the one its listings read names from).
+    pub fn new(
+        cache: &MetaCache,
+        field: String,
+        ciphertext: Vec<u8>,
+        meta: &Meta,
+    ) -> Result<Arc<Self>, BackendError> {
+        Ok(Arc::new(Self {
+            field,
+            ciphertext,
+            expires_at: meta.expires_at,
+            meta: LockedMeta::new(&cache.arena, meta)?,
+        }))
+    }
+
+    /// A transient copy of the decrypted metadata.
+    pub fn meta(&self) -> Result<Meta, BackendError> {
+        self.meta.get()
+    }
+
+    fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 #[derive(Debug)]
 struct Listing {
     position: Position,
-    by_name: BTreeMap<SecretName, Arc<Cached>>,
+    /// Every entry, in name order (names compared in the locked arena).
+    by_name: Vec<Arc<Cached>>,
     /// The same entries by field, to apply deletions (which name only the field).
     by_field: HashMap<String, Arc<Cached>>,
     /// The entries that expire, by expiry: finding the expired ones after each write costs
@@ -51,35 +85,82 @@ struct Listing {
 }
 
 impl Listing {
-    fn new(position: Position, entries: Vec<Arc<Cached>>) -> Self {
+    fn new(arena: &SharedArena, position: Position, entries: Vec<Arc<Cached>>) -> Self {
+        // Entries replaced by a later one of the same name (as repeated `put`s would; a
+        // checked snapshot has none, a field being a MAC of the name), dropped only after
+        // the arena's lock is released: dropping one takes it.
+        let mut replaced = Vec::new();
+        let mut by_name: Vec<Arc<Cached>> = Vec::with_capacity(entries.len());
+        {
+            let locked = guard(arena);
+            let mut entries = entries;
+            // Stable: of equal names, the later entry stays later.
+            entries.sort_by(|a, b| a.meta.name(&locked).cmp(b.meta.name(&locked)));
+            for cached in entries {
+                match by_name.last_mut() {
+                    Some(last) if last.meta.name(&locked) == cached.meta.name(&locked) => {
+                        replaced.push(std::mem::replace(last, cached));
+                    }
+                    _ => by_name.push(cached),
+                }
+            }
+        }
+        drop(replaced);
         let mut listing = Self {
             position,
-            by_name: BTreeMap::new(),
-            by_field: HashMap::with_capacity(entries.len()),
+            by_name: Vec::new(),
+            by_field: HashMap::with_capacity(by_name.len()),
             expiring: BTreeSet::new(),
         };
-        for cached in entries {
-            listing.put(&cached.field.clone(), Some(cached));
+        for cached in &by_name {
+            listing.index(cached);
         }
+        listing.by_name = by_name;
         listing
     }
 
+    fn index(&mut self, cached: &Arc<Cached>) {
+        if let Some(at) = cached.expires_at {
+            self.expiring.insert((at, cached.field.clone()));
+        }
+        self.by_field
+            .insert(cached.field.clone(), Arc::clone(cached));
+    }
+
+    /// Where `name` is, or would go, in `by_name`.
+    fn search(&self, arena: &LockedArena, name: &[u8]) -> Result<usize, usize> {
+        self.by_name
+            .binary_search_by(|c| c.meta.cmp_name(arena, name))
+    }
+
     /// Sets (or with `None` removes) the secret in `field`.
-    fn put(&mut self, field: &str, cached: Option<Arc<Cached>>) {
+    fn put(&mut self, arena: &SharedArena, field: &str, cached: Option<Arc<Cached>>) {
+        let mut removed = None;
         if let Some(old) = self.by_field.remove(field) {
-            self.by_name.remove(&old.meta.name);
-            if let Some(at) = old.meta.expires_at {
+            let at = {
+                let locked = guard(arena);
+                self.search(&locked, old.meta.name(&locked))
+            };
+            if let Ok(at) = at {
+                removed = Some(self.by_name.remove(at));
+            }
+            if let Some(at) = old.expires_at {
                 self.expiring.remove(&(at, field.to_owned()));
             }
         }
         if let Some(cached) = cached {
-            if let Some(at) = cached.meta.expires_at {
-                self.expiring.insert((at, field.to_owned()));
+            self.index(&cached);
+            let at = {
+                let locked = guard(arena);
+                self.search(&locked, cached.meta.name(&locked))
+            };
+            match at {
+                // Another field under the same name (not from a checked snapshot): replace.
+                Ok(at) => removed = Some(std::mem::replace(&mut self.by_name[at], cached)),
+                Err(at) => self.by_name.insert(at, cached),
             }
-            self.by_name
-                .insert(cached.meta.name.clone(), Arc::clone(&cached));
-            self.by_field.insert(field.to_owned(), cached);
         }
+        drop(removed);
     }
 
     /// Up to `max` entries expired at `now`.
@@ -106,6 +187,9 @@ struct WorkspaceCache {
 /// The cache of every workspace this agent has touched, keyed by workspace tag.
 pub struct MetaCache {
     workspaces: Mutex<HashMap<String, WorkspaceCache>>,
+    /// Where every record's decryption lives; locked after `workspaces` (see
+    /// `locked_meta`).
+    arena: SharedArena,
     /// Memo entries kept per workspace beyond its listing (a bound for workspaces that are
     /// written and read but never listed).
     memo_limit: usize,
@@ -125,6 +209,7 @@ impl MetaCache {
     pub fn new(memo_limit: usize) -> Self {
         Self {
             workspaces: Mutex::new(HashMap::new()),
+            arena: SharedArena::default(),
             memo_limit: memo_limit.max(16),
         }
     }
@@ -172,7 +257,7 @@ impl MetaCache {
             // Someone else wrote in between: the next LIST catches up.
             return;
         }
-        listing.put(field, written);
+        listing.put(&self.arena, field, written);
         listing.position = position;
     }
 
@@ -206,7 +291,7 @@ impl MetaCache {
             } else {
                 entry.memo.remove(&field);
             }
-            listing.put(&field, cached);
+            listing.put(&self.arena, &field, cached);
         }
         listing.position = to;
         true
@@ -243,7 +328,7 @@ impl MetaCache {
             .iter()
             .map(|c| (c.field.clone(), Arc::clone(c)))
             .collect();
-        entry.listing = Some(Listing::new(position, entries));
+        entry.listing = Some(Listing::new(&self.arena, position, entries));
     }
 
     /// Runs `read` over the listing if it is at `generation` or newer.
@@ -251,7 +336,7 @@ impl MetaCache {
         &self,
         workspace: &str,
         generation: u64,
-        read: impl FnOnce(&BTreeMap<SecretName, Arc<Cached>>) -> R,
+        read: impl FnOnce(&[Arc<Cached>]) -> R,
     ) -> Option<R> {
         let all = guard(&self.workspaces);
         let listing = all.get(workspace)?.listing.as_ref()?;
@@ -264,14 +349,16 @@ impl MetaCache {
         workspace: &str,
         generation: u64,
         query: &PageQuery<'_>,
-    ) -> Option<ListPage> {
-        self.with_listing(workspace, generation, |by_name| page(by_name, query))
+    ) -> Option<Result<ListPage, BackendError>> {
+        self.with_listing(workspace, generation, |by_name| {
+            page(by_name, &guard(&self.arena), query)
+        })
     }
 
     /// Live secrets in the workspace, if the listing is current.
     pub fn live_count(&self, workspace: &str, generation: u64, now: Timestamp) -> Option<u64> {
         self.with_listing(workspace, generation, |by_name| {
-            by_name.values().filter(|c| !c.meta.expired(now)).count() as u64
+            by_name.iter().filter(|c| !c.expired(now)).count() as u64
         })
     }
 
@@ -311,13 +398,35 @@ pub struct PageQuery<'a> {
     pub now: Timestamp,
 }
 
-fn page(by_name: &BTreeMap<SecretName, Arc<Cached>>, query: &PageQuery<'_>) -> ListPage {
-    let start = query.after.map_or(Bound::Unbounded, Bound::Excluded);
-    let matching = by_name
-        .range::<SecretName, _>((start, Bound::Unbounded))
-        .filter(|(_, c)| !c.meta.expired(query.now) && c.meta.labels.matches(query.filter))
-        .map(|(_, c)| c.meta.to_secret_meta());
-    crate::backend::page::cut(matching, query.limit)
+fn page(
+    by_name: &[Arc<Cached>],
+    arena: &LockedArena,
+    query: &PageQuery<'_>,
+) -> Result<ListPage, BackendError> {
+    let start = query.after.map_or(0, |after| {
+        let after = after.as_str().as_bytes();
+        by_name.partition_point(|c| c.meta.name(arena) <= after)
+    });
+    // Decoding a record's metadata out of the locked arena can fail; the first failure ends
+    // the walk and is the answer.
+    let mut failure = None;
+    let matching = by_name[start..]
+        .iter()
+        .filter(|cached| !cached.expired(query.now))
+        .map_while(|cached| match cached.meta.read(arena) {
+            Ok(meta) => Some(meta),
+            Err(err) => {
+                failure = Some(err);
+                None
+            }
+        })
+        .filter(|meta| meta.labels.matches(query.filter))
+        .map(|meta| meta.to_secret_meta());
+    let page = crate::backend::page::cut(matching, query.limit);
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(page),
+    }
 }
 
 #[cfg(test)]
@@ -326,23 +435,30 @@ mod tests {
     use crate::backend::redis::record::VersionRef;
     use avp_protocol::WorkspaceId;
 
-    fn cached(field: &str, name: &str, bytes: &[u8]) -> Arc<Cached> {
-        Arc::new(Cached {
-            field: field.to_owned(),
-            ciphertext: bytes.to_vec(),
-            meta: Meta {
-                workspace: WorkspaceId::new("w").unwrap(),
-                name: SecretName::new(name).unwrap(),
+    fn expiring(
+        cache: &MetaCache,
+        field: &str,
+        name: &str,
+        bytes: &[u8],
+        expires_at: Option<Timestamp>,
+    ) -> Arc<Cached> {
+        let meta = Meta {
+            workspace: WorkspaceId::new("w").unwrap(),
+            name: SecretName::new(name).unwrap(),
+            created_at: Timestamp::from_unix(0),
+            labels: Labels::empty(),
+            expires_at,
+            versions: vec![VersionRef {
+                number: 1,
                 created_at: Timestamp::from_unix(0),
-                labels: Labels::empty(),
-                expires_at: None,
-                versions: vec![VersionRef {
-                    number: 1,
-                    created_at: Timestamp::from_unix(0),
-                    tag: "t".into(),
-                }],
-            },
-        })
+                tag: "t".into(),
+            }],
+        };
+        Cached::new(cache, field.to_owned(), bytes.to_vec(), &meta).unwrap()
+    }
+
+    fn cached(cache: &MetaCache, field: &str, name: &str, bytes: &[u8]) -> Arc<Cached> {
+        expiring(cache, field, name, bytes, None)
     }
 
     fn names(cache: &MetaCache, generation: u64) -> Option<Vec<String>> {
@@ -352,7 +468,7 @@ mod tests {
             limit: 100,
             now: Timestamp::from_unix(1),
         };
-        let page = cache.page("W", generation, &query)?;
+        let page = cache.page("W", generation, &query)?.unwrap();
         Some(
             page.secrets
                 .iter()
@@ -372,7 +488,10 @@ mod tests {
     fn a_listing_serves_only_its_generation_or_newer() {
         let cache = MetaCache::new(100);
         assert_eq!(names(&cache, 0), None);
-        let entries = vec![cached("f1", "b", b"1"), cached("f2", "a", b"2")];
+        let entries = vec![
+            cached(&cache, "f1", "b", b"1"),
+            cached(&cache, "f2", "a", b"2"),
+        ];
         cache.install("W", at(5), entries);
         assert_eq!(names(&cache, 5), Some(vec!["a".into(), "b".into()]));
         assert_eq!(names(&cache, 6), None, "a newer generation needs a refresh");
@@ -387,12 +506,22 @@ mod tests {
     #[test]
     fn own_writes_advance_the_listing_only_when_nothing_came_between() {
         let cache = MetaCache::new(100);
-        cache.install("W", at(1), vec![cached("f1", "a", b"1")]);
-        cache.note_write("W", "f2", Some(cached("f2", "b", b"2")), Some(at(2)));
+        cache.install("W", at(1), vec![cached(&cache, "f1", "a", b"1")]);
+        cache.note_write(
+            "W",
+            "f2",
+            Some(cached(&cache, "f2", "b", b"2")),
+            Some(at(2)),
+        );
         assert_eq!(names(&cache, 2), Some(vec!["a".into(), "b".into()]));
         cache.note_write("W", "f1", None, Some(at(3)));
         assert_eq!(names(&cache, 3), Some(vec!["b".into()]));
-        cache.note_write("W", "f3", Some(cached("f3", "c", b"3")), Some(at(5)));
+        cache.note_write(
+            "W",
+            "f3",
+            Some(cached(&cache, "f3", "c", b"3")),
+            Some(at(5)),
+        );
         assert_eq!(names(&cache, 5), None, "generation 4 was someone else's");
         assert_eq!(cache.listing_position("W"), Some(at(3)));
     }
@@ -403,12 +532,15 @@ mod tests {
         cache.install(
             "W",
             at(1),
-            vec![cached("f1", "a", b"1"), cached("f2", "b", b"2")],
+            vec![
+                cached(&cache, "f1", "a", b"1"),
+                cached(&cache, "f2", "b", b"2"),
+            ],
         );
         let changed = vec![
             ("f1".to_owned(), None),
-            ("f2".to_owned(), Some(cached("f2", "b", b"2'"))),
-            ("f3".to_owned(), Some(cached("f3", "c", b"3"))),
+            ("f2".to_owned(), Some(cached(&cache, "f2", "b", b"2'"))),
+            ("f3".to_owned(), Some(cached(&cache, "f3", "c", b"3"))),
         ];
         assert!(cache.apply_changes("W", &at(1), at(4), changed));
         assert_eq!(names(&cache, 4), Some(vec!["b".into(), "c".into()]));
@@ -421,14 +553,12 @@ mod tests {
     fn expired_entries_are_found_by_expiry() {
         let cache = MetaCache::new(100);
         let expiring = |field: &str, name: &str, at: i64| {
-            let mut c = Arc::into_inner(cached(field, name, b"x")).unwrap();
-            c.meta.expires_at = Some(Timestamp::from_unix(at));
-            Arc::new(c)
+            expiring(&cache, field, name, b"x", Some(Timestamp::from_unix(at)))
         };
         let entries = vec![
             expiring("f1", "a", 10),
             expiring("f2", "b", 20),
-            cached("f3", "c", b"x"),
+            cached(&cache, "f3", "c", b"x"),
         ];
         cache.install("W", at(1), entries);
         let names = |now: i64, generation: u64| -> Vec<String> {
@@ -437,20 +567,25 @@ mod tests {
                 .unwrap();
             found
                 .iter()
-                .map(|c| c.meta.name.as_str().to_owned())
+                .map(|c| c.meta().unwrap().name.as_str().to_owned())
                 .collect()
         };
         assert!(names(9, 1).is_empty());
         assert_eq!(names(10, 1), ["a"], "expired at expires_at itself");
         assert_eq!(names(25, 1), ["a", "b"]);
-        cache.note_write("W", "f1", Some(cached("f1", "a", b"y")), Some(at(2)));
+        cache.note_write(
+            "W",
+            "f1",
+            Some(cached(&cache, "f1", "a", b"y")),
+            Some(at(2)),
+        );
         assert_eq!(names(25, 2), ["b"], "rewritten without expiry");
     }
 
     #[test]
     fn the_memo_reuses_only_identical_ciphertext() {
         let cache = MetaCache::new(100);
-        cache.remember("W", cached("f1", "a", b"one"));
+        cache.remember("W", cached(&cache, "f1", "a", b"one"));
         assert!(cache.memo("W", "f1", b"one").is_some());
         assert!(cache.memo("W", "f1", b"two").is_none());
         let (reused, fresh) = cache.reuse(

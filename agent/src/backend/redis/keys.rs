@@ -19,13 +19,13 @@
 //! which is what makes the compare-and-set on `c` free of ABA.
 
 use crate::backend::BackendError;
+use crate::vault::locked::LockedBuf;
 use age::secrecy::ExposeSecret;
 use avp_protocol::{SecretName, WorkspaceId};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::OnceLock;
-use zeroize::Zeroizing;
 
 /// Every key starts with this: the format version, so a future layout can live beside it.
 pub const PREFIX: &str = "avp:1:";
@@ -39,9 +39,11 @@ const TAG_BYTES: usize = 16;
 /// HKDF salt: binds the derived key to this use and layout version.
 const HKDF_SALT: &[u8] = b"avp redis backend v1";
 
-/// The derived key that turns names into tags. Wiped on drop (when the vault locks).
+/// The derived key that turns names into tags, in locked memory (never swapped, left out of
+/// core dumps); wiped on drop (when the vault locks). Each tag builds its HMAC state from
+/// it afresh (cheap next to the Redis round trip the tag is for).
 pub struct KeyNames {
-    key: Zeroizing<[u8; 32]>,
+    key: LockedBuf,
 }
 
 impl std::fmt::Debug for KeyNames {
@@ -77,15 +79,16 @@ impl KeyNames {
     pub fn derive(identity: &age::x25519::Identity) -> Result<Self, BackendError> {
         let secret = identity.to_string();
         let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.expose_secret().as_bytes());
-        let mut key = Zeroizing::new([0u8; 32]);
-        hkdf.expand(b"key names", key.as_mut())
+        let mut key = LockedBuf::new(32)
+            .map_err(|_| BackendError::Encryption("cannot keep the key-naming key in memory"))?;
+        hkdf.expand(b"key names", key.as_mut_slice())
             .map_err(|_| BackendError::Encryption("cannot derive the key-naming key"))?;
         Ok(Self { key })
     }
 
     fn tag(&self, parts: &[&[u8]]) -> String {
         // HMAC accepts keys of any length, so this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.as_ref()) else {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.as_slice()) else {
             unreachable!("HMAC-SHA-256 takes a 32-byte key")
         };
         for part in parts {

@@ -44,12 +44,13 @@
 //!
 //! Modules: [`conn`] (connection pool, errors), [`keys`] (key layout, HMAC tags),
 //! [`scripts`] (Lua), [`record`] (encrypted record formats), [`cache`] (decrypted
-//! metadata), [`backend`] (reads), [`write`] (writes).
+//! metadata) and [`locked_meta`] (where it lives), [`backend`] (reads), [`write`] (writes).
 
 pub mod backend;
 pub mod cache;
 pub mod conn;
 pub mod keys;
+pub mod locked_meta;
 pub mod record;
 pub mod scripts;
 mod write;

@@ -16,9 +16,11 @@ use crate::backend::BackendError;
 use crate::vault::crypto;
 use crate::vault::locked::LockedBuf;
 use crate::vault::record::{decode, encode_into};
+use age::secrecy::ExposeSecret;
 use avp_protocol::{Labels, SecretMeta, SecretName, SecretValue, Timestamp, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::str::FromStr;
 
 /// Identifies this record format inside the ciphertext.
 const MAGIC: [u8; 8] = *b"avpredi1";
@@ -111,9 +113,17 @@ struct Envelope<'a> {
 }
 
 /// Encrypts and decrypts records. Holds the private key while the vault is unlocked (reads
-/// decrypt); dropping it wipes the key (x25519-dalek zeroizes its secret on drop).
+/// decrypt) — as its `AGE-SECRET-KEY-1…` text in locked memory (never swapped, left out of
+/// core dumps), wiped when the sealer is dropped at LOCK.
+///
+/// `age` keeps an identity in ordinary memory, so none is kept: each decryption parses a
+/// transient one from the locked text, on the heap, and drops it right after (x25519-dalek
+/// zeroizes its scalar on drop, and the agent's allocator wipes every freed block). The
+/// residual window: during a decryption the scalar is also in that heap block and in
+/// stack frames of age and x25519-dalek, which the stack reuse of later calls overwrites
+/// but nothing wipes on purpose.
 pub struct Sealer {
-    identity: Box<age::x25519::Identity>,
+    secret: LockedBuf,
     recipient: age::x25519::Recipient,
 }
 
@@ -139,13 +149,26 @@ fn undecryptable() -> BackendError {
 }
 
 impl Sealer {
-    /// A sealer for the vault whose identity this is.
-    pub fn new(identity: Box<age::x25519::Identity>) -> Self {
-        let recipient = identity.to_public();
-        Self {
-            identity,
-            recipient,
-        }
+    /// A sealer for the vault whose identity this is. The caller's copy is for it to drop.
+    pub fn new(identity: &age::x25519::Identity) -> Result<Self, BackendError> {
+        let text = identity.to_string();
+        let text = text.expose_secret().as_bytes();
+        let mut secret = LockedBuf::new(text.len())
+            .map_err(|_| BackendError::Encryption("cannot keep the vault key in locked memory"))?;
+        secret.as_mut_slice().copy_from_slice(text);
+        Ok(Self {
+            secret,
+            recipient: identity.to_public(),
+        })
+    }
+
+    /// A transient identity for one decryption (see the type's docs).
+    fn identity(&self) -> Result<Box<age::x25519::Identity>, BackendError> {
+        let broken = || BackendError::Encryption("the vault key in memory is unreadable");
+        let text = std::str::from_utf8(self.secret.as_slice()).map_err(|_| broken())?;
+        age::x25519::Identity::from_str(text)
+            .map(Box::new)
+            .map_err(|_| broken())
     }
 
     fn seal(&self, record: Record<'_>) -> Result<Vec<u8>, BackendError> {
@@ -167,10 +190,12 @@ impl Sealer {
         ciphertext: &[u8],
         read: impl FnOnce(Record<'_>) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        let plain = crypto::decrypt(ciphertext, self.identity.as_ref()).map_err(|err| {
+        let identity = self.identity()?;
+        let plain = crypto::decrypt(ciphertext, identity.as_ref()).map_err(|err| {
             tracing::warn!(%err, "a Redis record did not decrypt");
             undecryptable()
         })?;
+        drop(identity);
         let envelope: Envelope<'_> = decode(plain.as_slice()).map_err(|_| undecryptable())?;
         if envelope.magic != MAGIC {
             return Err(undecryptable());
@@ -263,7 +288,7 @@ mod tests {
     fn records_round_trip_and_are_bound_to_their_place() {
         let identity = age::x25519::Identity::generate();
         let names = KeyNames::derive(&identity).unwrap();
-        let sealer = Sealer::new(Box::new(identity));
+        let sealer = Sealer::new(&identity).unwrap();
         let m = meta("w", "API_MARKER");
         let sealed = sealer.seal_meta(&m).unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"MARKER"));
@@ -304,8 +329,8 @@ mod tests {
 
     #[test]
     fn another_vaults_records_do_not_open() {
-        let ours = Sealer::new(Box::new(age::x25519::Identity::generate()));
-        let theirs = Sealer::new(Box::new(age::x25519::Identity::generate()));
+        let ours = Sealer::new(&age::x25519::Identity::generate()).unwrap();
+        let theirs = Sealer::new(&age::x25519::Identity::generate()).unwrap();
         let m = meta("w", "k");
         let sealed = theirs.seal_meta(&m).unwrap();
         assert!(matches!(

@@ -15,7 +15,6 @@ use avp_protocol::{
     ExpiryChange, Labels, RotateResult, SecretName, SecretValue, StoreResult, Timestamp,
     WorkspaceId,
 };
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -146,10 +145,7 @@ impl RedisBackend {
         let (ws, secret) = self.keys(workspace, name);
         for attempt in 0..MAX_ATTEMPTS {
             let loaded = self.load(&ws, &secret, false)?;
-            let live = loaded
-                .as_ref()
-                .map(|l| &l.meta.meta)
-                .filter(|m| !m.expired(now));
+            let live = loaded.as_ref().map(|l| &l.meta).filter(|m| !m.expired(now));
             let head = decide(live)?;
             let tag = keys::random_tag()?;
             let added = VersionRef {
@@ -212,11 +208,7 @@ impl RedisBackend {
                 }
             };
             let previous = live.map(|m| m.current().number);
-            let cached = Arc::new(Cached {
-                field: secret.field.clone(),
-                ciphertext: meta_record,
-                meta,
-            });
+            let cached = Cached::new(&self.cache, secret.field.clone(), meta_record, &meta)?;
             let position = generation.map(|generation| Position {
                 generation,
                 head: scripts::log_entry(generation, &secret.field, &tag),
@@ -244,7 +236,7 @@ impl RedisBackend {
             let Some(loaded) = self.load(&ws, &secret, false)? else {
                 return Ok(false);
             };
-            let was_live = !loaded.meta.meta.expired(now);
+            let was_live = !loaded.meta.expired(now);
             let outcome = self
                 .redis
                 .run(|conn, retry| scripts::delete(conn, &ws, &secret, &loaded.current, retry))?;
@@ -273,7 +265,7 @@ impl RedisBackend {
         ws: &WorkspaceKeys,
         cached: &Cached,
     ) -> Result<bool, BackendError> {
-        let meta = &cached.meta;
+        let meta = &cached.meta()?;
         let secret = self.names.secret(&meta.workspace, &meta.name);
         let expected = &meta.current().tag;
         let outcome = self
