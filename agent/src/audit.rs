@@ -138,7 +138,7 @@ impl Audit {
             pid: peer.pid,
             exe: peer.exe.as_ref().map(|p| p.display().to_string()),
         };
-        let mut pending = crate::state::guard(&self.shared.pending);
+        let mut pending = crate::sync::guard(&self.shared.pending);
         let was_empty = pending.lines.is_empty();
         if serde_json::to_writer(&mut pending.lines, &event).is_ok() {
             pending.lines.push(b'\n');
@@ -228,7 +228,7 @@ fn open_log_file(path: &Path) -> io::Result<File> {
 fn flush_lines(mut file: File, shared: &Shared) {
     let mut failing = false;
     loop {
-        let mut pending = crate::state::guard(&shared.pending);
+        let mut pending = crate::sync::guard(&shared.pending);
         while pending.lines.is_empty() && !pending.closing {
             pending = shared
                 .wake
@@ -239,7 +239,7 @@ fn flush_lines(mut file: File, shared: &Shared) {
         if !closing {
             drop(pending);
             std::thread::sleep(FLUSH_DELAY);
-            pending = crate::state::guard(&shared.pending);
+            pending = crate::sync::guard(&shared.pending);
         }
         let batch = std::mem::take(&mut pending.lines);
         let closing = closing || pending.closing;
@@ -266,7 +266,7 @@ fn flush_lines(mut file: File, shared: &Shared) {
 
 impl Drop for Audit {
     fn drop(&mut self) {
-        crate::state::guard(&self.shared.pending).closing = true;
+        crate::sync::guard(&self.shared.pending).closing = true;
         self.shared.wake.notify_one();
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();

@@ -22,7 +22,8 @@
 
 use crate::audit::Peer;
 use crate::connection::{self, Connection};
-use crate::state::{AgentState, guard};
+use crate::state::AgentState;
+use crate::sync::guard;
 use avp_protocol::{ErrorCode, ErrorResponse, Response, frame};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{Shutdown, shutdown};

@@ -8,7 +8,7 @@ use crate::audit::Audit;
 use crate::backend::{Backend, KeyStore};
 use crate::error::Failure;
 use crate::session::SessionTable;
-use crate::sync::{Budget, FairGate};
+use crate::sync::{Budget, FairGate, guard};
 use crate::timer::{BootInstant, LockReason, LockTimers};
 use avp_protocol::{Limits, VaultState};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -128,14 +128,6 @@ impl std::fmt::Debug for AgentState {
             .field("unlocked", &self.is_unlocked())
             .finish_non_exhaustive()
     }
-}
-
-/// Locks a std mutex, recovering from poisoning: every critical section here leaves the
-/// data consistent, so a panic elsewhere must not take the agent down.
-pub fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AgentState {

@@ -1,10 +1,18 @@
 //! Blocking synchronisation for the connection threads: a first-come-first-served gate
 //! (single-flight unlocks that cannot starve a right passphrase) and a counting budget with
-//! a deadline (frame memory).
+//! a deadline (frame memory), and the poison-tolerant mutex lock every layer uses. A leaf
+//! module: it imports nothing of the agent.
 
-use crate::state::guard;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
+
+/// Locks a std mutex, recovering from poisoning: every critical section in the agent leaves the
+/// data consistent, so a panic elsewhere must not take the agent down.
+pub fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A lock handed out strictly in arrival order (a ticket lock).
 #[derive(Debug, Default)]

@@ -8,7 +8,7 @@
 //! copy, so a write's `fdatasync` never stalls a RETRIEVE.
 
 use super::{Backend, BackendError, BackendSettings, Counts};
-use crate::state::guard;
+use crate::sync::guard;
 use crate::vault::store::{Change, SecretStore};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,

@@ -14,8 +14,9 @@
 
 use crate::backend::BackendError;
 use crate::error::Outcome;
-use crate::state::{AgentState, guard};
+use crate::state::AgentState;
 use crate::sync::GateGuard;
+use crate::sync::guard;
 use avp_protocol::{Passphrase, Response};
 use std::time::Instant;
 

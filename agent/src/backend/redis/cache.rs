@@ -22,7 +22,7 @@ use super::locked_meta::{LockedMeta, SharedArena};
 use super::record::Meta;
 use super::scripts::{Position, Records};
 use crate::backend::BackendError;
-use crate::state::guard;
+use crate::sync::guard;
 use crate::vault::locked::LockedArena;
 use avp_protocol::{Labels, ListPage, SecretName, Timestamp};
 use std::collections::{BTreeSet, HashMap};

@@ -14,7 +14,7 @@
 //! operation tries again — the agent never holds on to a dead link.
 
 use crate::backend::BackendError;
-use crate::state::guard;
+use crate::sync::guard;
 use ::redis::{Client, Connection, ConnectionAddr, ErrorKind, RedisError, RedisResult};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -13,7 +13,7 @@
 
 use super::record::Meta;
 use crate::backend::BackendError;
-use crate::state::guard;
+use crate::sync::guard;
 use crate::vault::locked::{LockedArena, Slot};
 use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
