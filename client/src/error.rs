@@ -3,6 +3,7 @@
 //! branch on it without parsing text. No message ever contains a secret value or a
 //! passphrase.
 
+use crate::duration_text::DurationText;
 use avp_protocol::{ErrorCode, ErrorResponse, FrameError, ValidationError};
 use std::io;
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ pub enum Error {
     #[error(
         "the agent on {} did not answer within {} — check that it is not stopped or hung",
         socket.display(),
-        humantime::format_duration(*after)
+        DurationText(*after)
     )]
     Timeout {
         /// The socket of the agent that is not answering.
