@@ -18,6 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Nothing listens on the socket (no file, or a stale file nobody accepts on).
     #[error("no agent answers on {} ({}) — {START_AGENT_HINT}", socket.display(), connect_reason(source))]
@@ -200,6 +201,7 @@ impl Error {
 
 /// Why a socket is not trusted ([`Error::UntrustedSocket`]). Uids are effective uids.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Untrusted {
     /// The process serving the socket runs as `uid` (from `SO_PEERCRED`), not as us.
     PeerUid {

@@ -28,6 +28,8 @@ pub mod client;
 mod connection;
 mod duration_text;
 pub mod error;
+#[cfg(doctest)]
+mod non_exhaustive;
 pub mod session;
 pub mod sources;
 mod trust;

@@ -21,6 +21,8 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+#[cfg(doctest)]
+mod non_exhaustive;
 pub mod request;
 pub mod response;
 pub mod secret;
