@@ -117,20 +117,6 @@ pub struct Paths {
     pub audit_log: PathBuf,
 }
 
-fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-/// The default socket: `$XDG_RUNTIME_DIR/avp/agent.sock`, else `/tmp/avp-$UID/agent.sock`.
-pub fn default_socket() -> PathBuf {
-    match env_dir("XDG_RUNTIME_DIR") {
-        Some(runtime) => runtime.join("avp/agent.sock"),
-        None => PathBuf::from(format!("/tmp/avp-{}/agent.sock", nix::unistd::getuid())),
-    }
-}
-
 impl Args {
     /// Resolves the paths, applying the defaults of contract §3.
     pub fn paths(&self) -> Result<Paths> {
@@ -152,7 +138,7 @@ impl Args {
                 None => home_fallback("state")?,
             },
         };
-        let socket = self.socket.clone().unwrap_or_else(default_socket);
+        let socket = avp_protocol::socket_path::resolve(self.socket.as_deref());
         let absolute = |p: PathBuf| -> Result<PathBuf> {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
