@@ -6,8 +6,8 @@
 //! without avp. The work factor is explicit at `init` and capped at unlock, so a hostile
 //! identity file cannot make the agent spend more than logN 22 (about 4 GiB and a minute).
 
-use super::locked::LockedBuf;
-use crate::backend::{BackendError, MAX_UNLOCK_WORK_FACTOR};
+use crate::locked::LockedBuf;
+use crate::storage::{BackendError, MAX_UNLOCK_WORK_FACTOR};
 use age::secrecy::{ExposeSecret, SecretString};
 use age::{DecryptError, Decryptor, Encryptor};
 use avp_protocol::Passphrase;

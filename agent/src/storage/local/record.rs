@@ -11,8 +11,8 @@
 //! replayed over a newer snapshot, dropped from the middle or reordered without unlock
 //! failing with `INTEGRITY_ERROR`.
 
-use super::locked::LockedBuf;
-use super::store::{Change, PutMeta};
+use crate::locked::LockedBuf;
+use crate::storage::index::{Change, PutMeta};
 use avp_protocol::{Labels, SecretName, Timestamp, WorkspaceId};
 use bincode::config::{Configuration, Limit};
 use serde::{Deserialize, Serialize};

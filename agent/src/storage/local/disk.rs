@@ -31,13 +31,13 @@
 
 use super::crypto::{self, MAX_IDENTITY_FILE};
 use super::journal::{self, Journal, ScanError};
-use super::locked::LockedBuf;
 use super::record::{
     self, JournalEntry, MAX_RECORD_LEN, Op, SNAPSHOT_MAGIC, SnapshotHeader, VaultId,
 };
-use super::store::{Change, SecretStore};
-use crate::backend::{BackendError, BackendSettings};
 use crate::fsutil;
+use crate::locked::LockedBuf;
+use crate::storage::index::{Change, SecretStore};
+use crate::storage::{BackendError, BackendSettings};
 use age::{DecryptError, Decryptor, Encryptor};
 use avp_protocol::{Passphrase, Timestamp};
 use std::fs::{self, File};
@@ -488,7 +488,7 @@ pub fn change_passphrase(
     let wrapped = read_identity_file(dir)?;
     let identity = crypto::unwrap_identity(&wrapped, old)?;
     let work_factor =
-        crypto::identity_work_factor(&wrapped).unwrap_or(crate::backend::DEFAULT_WORK_FACTOR);
+        crypto::identity_work_factor(&wrapped).unwrap_or(crate::storage::DEFAULT_WORK_FACTOR);
     let rewrapped = crypto::wrap_identity(&identity, new, work_factor)?;
     fsutil::write_atomic(&dir.join(IDENTITY_FILE), &rewrapped)
         .map_err(io_err("writing identity.age"))
