@@ -6,7 +6,8 @@
 //! What counts as an import is every `crate::module` path outside comments (a `use`, a
 //! qualified call or a `$crate::` macro path); `crate::{a, b}` names both.
 //!
-//! Also checked: the AVP decisions exist once. The tokens that spell a rule (the value
+//! Also checked: test code is compiled only with the `testing` feature, and the AVP
+//! decisions exist once. The tokens that spell a rule (the value
 //! limit, an expiry in the past, the expiry test, a page's frame cost) appear only in
 //! `rules/`; a backend that decides for itself again fails here.
 
@@ -184,6 +185,26 @@ fn the_avp_decisions_are_made_only_in_rules() {
         "AVP rules written outside rules/:\n{}",
         violations.join("\n")
     );
+}
+
+/// Test code that must not ship in the library: each module is declared only under the
+/// `testing` feature (the agent's own tests turn it on through a dev-dependency).
+const TEST_ONLY: &[(&str, &str)] = &[("storage/mod.rs", "pub mod conformance;")];
+
+#[test]
+fn test_code_is_behind_the_testing_feature() {
+    for (parent, declaration) in TEST_ONLY {
+        let text = fs::read_to_string(src().join(parent)).expect("read a source file");
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = lines
+            .iter()
+            .position(|line| line == declaration)
+            .unwrap_or_else(|| panic!("{parent} no longer declares `{declaration}`"));
+        assert!(
+            at > 0 && lines[at - 1] == "#[cfg(feature = \"testing\")]",
+            "{parent}: `{declaration}` must be under #[cfg(feature = \"testing\")]"
+        );
+    }
 }
 
 #[test]
