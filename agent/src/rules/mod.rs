@@ -6,7 +6,7 @@
 //! the backends cannot drift apart on a rule. Nothing here imports anything of the agent
 //! above it (checked by `agent/tests/layers.rs`).
 //!
-//! Modules: [`write`] (put, rotate, delete, retention), [`page`] (the LIST page cut).
+//! Modules: [`write`](mod@write) (put, rotate, delete, retention), [`page`] (the LIST page cut).
 
 pub mod page;
 pub mod write;

@@ -46,7 +46,7 @@ fn back_off(attempt: u32) {
 }
 
 /// What the rules see of a live secret.
-fn live(meta: &Meta) -> Live<'_> {
+fn as_live(meta: &Meta) -> Live<'_> {
     Live {
         version: meta.current().number,
         created_at: meta.created_at,
@@ -71,15 +71,15 @@ impl RedisBackend {
         // Refuse what no state could make acceptable before any round trip to Redis.
         rules::check_store(limits, value.len(), expires_at, now)?;
         let (head, _) = self.put_version(workspace, name, value, now, |meta| {
-            let decided = rules::store(
+            let live = meta.map(as_live);
+            Ok(rules::store(
                 limits,
-                meta.map(live),
+                live,
                 value.len(),
                 labels.clone(),
                 expires_at,
                 now,
-            )?;
-            Ok(decided)
+            )?)
         })?;
         Ok(StoreResult {
             created: head.creates(),
@@ -99,7 +99,7 @@ impl RedisBackend {
     ) -> Result<RotateResult, BackendError> {
         let limits = self.settings.limits;
         let (head, previous) = self.put_version(workspace, name, value, now, |meta| {
-            let (head, _) = rules::rotate(limits, meta.map(live), value.len())?;
+            let (head, _) = rules::rotate(limits, meta.map(as_live), value.len())?;
             Ok(head)
         })?;
         Ok(RotateResult {
@@ -213,7 +213,8 @@ impl RedisBackend {
             let Some(loaded) = self.load(&ws, &secret, false)? else {
                 return Ok(false);
             };
-            let was_live = rules::delete((!loaded.meta.expired(now)).then(|| live(&loaded.meta)));
+            let was_live =
+                rules::delete((!loaded.meta.expired(now)).then(|| as_live(&loaded.meta)));
             let outcome = self
                 .redis
                 .run(|conn, retry| scripts::delete(conn, &ws, &secret, &loaded.current, retry))?;
