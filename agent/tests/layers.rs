@@ -6,8 +6,8 @@
 //! What counts as an import is every `crate::module` path outside comments (a `use`, a
 //! qualified call or a `$crate::` macro path); `crate::{a, b}` names both.
 //!
-//! Also checked: test code is compiled only with the `testing` feature, and the AVP
-//! decisions exist once. The tokens that spell a rule (the value
+//! Also checked: no backend reaches into another, test code is compiled only with the
+//! `testing` feature, and the AVP decisions exist once. The tokens that spell a rule (the value
 //! limit, an expiry in the past, the expiry test, a page's frame cost) appear only in
 //! `rules/`; a backend that decides for itself again fails here.
 
@@ -39,6 +39,14 @@ const LAYERS: &[Layer] = &[
         path: "locked.rs",
         may_import: &["locked", "harden"],
     },
+];
+
+/// Backends beside each other: one never reaches into another (what they share — age,
+/// the record codec, the in-memory index — lives in `storage/` itself).
+const SIBLINGS: &[(&str, &[&str])] = &[
+    ("storage/local", &["storage::redis", "storage::memory"]),
+    ("storage/redis", &["storage::local", "storage::memory"]),
+    ("storage/memory.rs", &["storage::local", "storage::redis"]),
 ];
 
 /// Tokens that spell an AVP decision, and so may only appear under `rules/`.
@@ -183,6 +191,27 @@ fn the_avp_decisions_are_made_only_in_rules() {
     assert!(
         violations.is_empty(),
         "AVP rules written outside rules/:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn no_backend_reaches_into_another() {
+    let mut violations = Vec::new();
+    for (path, forbidden) in SIBLINGS {
+        let mut files = Vec::new();
+        rust_files(&src().join(path), &mut files);
+        assert!(!files.is_empty(), "{path} has no source");
+        for file in files {
+            let code = code(&fs::read_to_string(&file).expect("read a source file"));
+            for other in forbidden.iter().filter(|other| code.contains(*other)) {
+                violations.push(format!("{} uses {other}", relative(&file)));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "backends reaching into each other (move what they share up into storage/):\n{}",
         violations.join("\n")
     );
 }

@@ -18,10 +18,14 @@
 //!   memory backends serve from.
 //! - [`served`]: the backend over an [`index::SecretStore`], persisted by a [`served::Persist`].
 //! - [`memory`]: the in-memory backend (no persistence), for tests and fuzzing.
+//! - [`crypto`]: age — the passphrase-wrapped identity and record encryption, which both
+//!   the local and the Redis vault use; [`codec`]: their bounded bincode record encoding.
 //! - `conformance` (cargo feature `testing`): the rule suite every backend runs.
 
+pub mod codec;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod crypto;
 pub mod index;
 pub mod local;
 pub mod memory;

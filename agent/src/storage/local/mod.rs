@@ -20,12 +20,10 @@
 //!   the [`Persist`](crate::storage::served::Persist) step that serves the in-memory
 //!   [`index`](crate::storage::index) (plan → persist → apply).
 //! - [`record`]: the plaintext record formats inside the age files.
-//! - [`crypto`]: age — the wrapped identity and record encryption.
 //! - [`journal`]: the append-only journal file, torn-tail vs corruption.
 //! - [`disk`]: the directory layout, unlock, durable writes and compaction.
 
 pub mod backend;
-pub mod crypto;
 pub mod disk;
 pub mod journal;
 pub mod record;

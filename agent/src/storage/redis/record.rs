@@ -1,6 +1,6 @@
 //! The records stored in Redis and their encryption. Each is one age file encrypted to the
 //! vault's X25519 recipient, whose plaintext is a bincode [`Envelope`] (see
-//! [`crate::storage::local::record`] for the codec and its limits):
+//! [`crate::storage::codec`] for the codec and its limits):
 //!
 //! - a **metadata record** per secret: workspace, name, labels, times, expiry and the list
 //!   of retained versions (number, time, tag) — everything LIST and HISTORY need, no value;
@@ -14,8 +14,8 @@
 
 use crate::locked::LockedBuf;
 use crate::storage::BackendError;
-use crate::storage::local::crypto;
-use crate::storage::local::record::{decode, encode_into};
+use crate::storage::codec::{decode, encode_into};
+use crate::storage::crypto;
 use age::secrecy::ExposeSecret;
 use avp_protocol::{Labels, SecretMeta, SecretName, SecretValue, Timestamp, WorkspaceId};
 use serde::{Deserialize, Serialize};

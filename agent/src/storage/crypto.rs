@@ -1,5 +1,6 @@
-//! Everything the vault does with age: the passphrase-wrapped identity file, and
-//! encrypting/decrypting records to the vault's X25519 recipient.
+//! Everything a vault does with age, wherever it is stored (the local directory, Redis):
+//! the passphrase-wrapped identity file, and encrypting/decrypting records to the vault's
+//! X25519 recipient.
 //!
 //! The identity file is a standard age file (scrypt recipient) whose plaintext is the
 //! `AGE-SECRET-KEY-1…` line, so `age -d identity.age` with the passphrase recovers the key
