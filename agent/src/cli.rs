@@ -35,7 +35,7 @@ pub struct Args {
     pub history: u32,
 
     /// Storage backend
-    #[arg(long, value_enum, default_value_t = BackendKind::Vault)]
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend: BackendKind,
 
     /// Redis URL for `--backend redis` (redis://, rediss:// or unix://)
@@ -93,7 +93,8 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// The age vault in the vault directory.
-    Vault,
+    #[value(name = "vault")]
+    Local,
     /// A Redis server (needs --redis-url).
     Redis,
 }
