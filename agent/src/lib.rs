@@ -8,7 +8,11 @@
 //!   connection, graceful drain.
 //! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
 //! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
-//! - [`state`]: the shared agent state: key store, open backend, sessions, lock timers.
+//! - [`state`]: what every connection shares: the lock state, the frame budget, the audit
+//!   log, the tunables.
+//! - [`lock_state`]: the one owner of locked/unlocked: init, unlock, change passphrase,
+//!   lock, the single-flight gate, the throttle, the sessions' end and the lock timers.
+//! - [`throttle`]: the wrong-passphrase backoff.
 //! - [`session`]: the bounded session table (TTL, workspace and uid binding).
 //! - [`sync`]: the FIFO unlock gate and the frame-memory budget the connection threads share.
 //! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
@@ -17,10 +21,24 @@
 //! - [`vault`]: the age vault on disk and its locked in-memory plaintext.
 //! - [`backend`]: the storage trait, its factory, backends and the conformance suite.
 //! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
-//! - [`lifecycle`]: the running agent: server, lock timers, signals, the `-- CMD` child.
+//! - [`lifecycle`]: the running agent: server, lock-timer thread, signal thread, the
+//!   `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
+//!
+//! # Concurrency
+//!
+//! The agent uses one model: blocking threads and std synchronisation, no async runtime.
+//! A connection is a thread in a blocking `read` (measured faster than an event loop for
+//! AVP's microsecond requests: see `connection`); the accept loop, the lock timers, the
+//! signals (`sigwait` on a mask every thread inherits) and the `-- CMD` child (`waitpid`)
+//! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
+//! backend calls already run on those threads. Waits are on condvars, channels, `poll` and
+//! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
+//! `lifecycle`), the drain waits for the last connection to leave (`server`), an unlock
+//! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
+//! second model for the four background waits.
 
 pub mod audit;
 pub mod backend;
@@ -32,11 +50,13 @@ pub mod error;
 pub mod fsutil;
 pub mod harden;
 pub mod lifecycle;
+pub mod lock_state;
 pub mod server;
 pub mod session;
 pub mod socket;
 pub mod state;
 pub mod sync;
+pub mod throttle;
 pub mod timer;
 pub mod units;
 pub mod vault;

@@ -58,6 +58,10 @@ fn run(args: Args) -> Result<ExitCode> {
     if args.daemon {
         return daemon::launch_background(&args, &paths);
     }
+    // Before any thread starts (the audit flusher, the server) and before the socket is
+    // bound: from here on a SIGTERM waits for the signal thread instead of killing the
+    // agent without removing its socket (see `lifecycle`).
+    let signals = lifecycle::Signals::block()?;
     if daemon::is_daemon_child() {
         daemon::detach_session();
     }
@@ -96,21 +100,14 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let state = Arc::new(AgentState::new(key_store, Some(audit), settings));
     tracing::info!(
-        vault = %state.key_store.location(),
+        vault = %state.lock_state.key_store().location(),
         audit = %paths.audit_log.display(),
         pid = std::process::id(),
         "avp-agent {} started",
         env!("CARGO_PKG_VERSION")
     );
-    // Connections have threads of their own (see `server`); the runtime only waits for
-    // signals, the lock timers and the `-- CMD` child.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(lifecycle::run(Arc::clone(&state), &socket, args.command));
+    let result = lifecycle::run(Arc::clone(&state), &socket, signals, args.command);
     socket.remove();
-    drop(runtime);
     drop(state);
     tracing::info!("avp-agent stopped");
     result

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,8 @@ struct Tracked {
 pub struct Registry {
     connections: Mutex<HashMap<u64, Tracked>>,
     next_id: Mutex<u64>,
+    /// Signalled when the last connection leaves (the shutdown drain waits on it).
+    emptied: Condvar,
 }
 
 /// A connection's entry in the [`Registry`]; removed on drop.
@@ -111,7 +113,11 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        guard(&self.registry.connections).remove(&self.id);
+        let mut connections = guard(&self.registry.connections);
+        connections.remove(&self.id);
+        if connections.is_empty() {
+            self.registry.emptied.notify_all();
+        }
     }
 }
 
@@ -166,6 +172,16 @@ impl Registry {
         for tracked in guard(&self.connections).values() {
             let _ = shutdown(tracked.socket, Shutdown::Read);
         }
+    }
+
+    /// Waits until no connection is live, for `within` at most; returns how many are left.
+    fn wait_empty(&self, within: Duration) -> usize {
+        let connections = guard(&self.connections);
+        let (connections, _) = self
+            .emptied
+            .wait_timeout_while(connections, within, |c| !c.is_empty())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        connections.len()
     }
 }
 
@@ -236,16 +252,9 @@ impl Server {
         drop(self.wake);
         let _ = self.thread.join();
         self.registry.stop_reading();
-        let deadline = Instant::now() + drain;
-        while !self.registry.is_empty() {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    left = self.registry.len(),
-                    "connections did not finish in time"
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let left = self.registry.wait_empty(drain);
+        if left > 0 {
+            tracing::warn!(left, "connections did not finish in time");
         }
     }
 }
