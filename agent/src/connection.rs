@@ -31,7 +31,7 @@
 //! with its code and the connection goes on.
 
 use crate::audit::Peer;
-use crate::server::Registration;
+use crate::registry::{Registration, Registry};
 use crate::state::{AgentState, BUDGET_UNIT};
 use avp_protocol::frame::{self, FrameBuf, FrameError, HEADER_LEN};
 use avp_protocol::{ErrorCode, ErrorResponse, PROTOCOL_VERSION, Request, Response};
@@ -311,7 +311,7 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
 /// frame budget, dispatch). This is how the fuzz target drives request handling
 /// in-process, over one end of a `UnixStream::pair()`, without a listening socket.
 pub fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
-    let registry = Arc::new(crate::server::Registry::default());
+    let registry = Arc::new(Registry::default());
     let Some(registration) = registry.admit(1, &stream) else {
         return;
     };

@@ -6,6 +6,7 @@
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
 //! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
 //!   connection, graceful drain.
+//! - [`registry`]: the live connections: the cap, eviction, reaching a blocked read.
 //! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
 //! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
 //! - [`state`]: what every connection shares: the lock state, the frame budget, the audit
@@ -21,6 +22,7 @@
 //! - [`vault`]: the age vault on disk and its locked in-memory plaintext.
 //! - [`backend`]: the storage trait, its factory, backends and the conformance suite.
 //! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
+//! - [`start`]: what the `avp-agent` binary does, from arguments to exit code.
 //! - [`lifecycle`]: the running agent: server, lock-timer thread, signal thread, the
 //!   `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
@@ -40,23 +42,31 @@
 //! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
 //! second model for the four background waits.
 
+// Public: the modules the binary, the fuzz harness (`fuzz/`), the end-to-end tests (`tests/`), the
+// benchmark setup and the conformance tests (`agent/tests/`) reach. Everything else is
+// private to the agent.
 pub mod audit;
 pub mod backend;
-pub mod cli;
+mod cli;
 pub mod cmd;
 pub mod connection;
-pub mod daemon;
-pub mod error;
+mod daemon;
+mod error;
 pub mod fsutil;
+// The binary installs its `ZeroizingAllocator`.
 pub mod harden;
-pub mod lifecycle;
-pub mod lock_state;
-pub mod server;
-pub mod session;
-pub mod socket;
+mod lifecycle;
+mod lock_state;
+mod registry;
+mod server;
+mod session;
+mod socket;
+mod start;
 pub mod state;
-pub mod sync;
-pub mod throttle;
-pub mod timer;
-pub mod units;
+mod sync;
+mod throttle;
+mod timer;
+mod units;
 pub mod vault;
+
+pub use start::main;

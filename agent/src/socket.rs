@@ -49,11 +49,6 @@ impl AgentSocket {
         }
     }
 
-    /// True when systemd passed the socket in.
-    pub fn is_inherited(&self) -> bool {
-        self.owned.is_none()
-    }
-
     fn adopt(fd: OwnedFd, path: &Path) -> Result<Self> {
         use nix::sys::socket::{SockType, getsockopt, sockopt};
         let is_listening = getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false);
