@@ -364,3 +364,81 @@ impl LockState {
         self.emit(LockEvent::Unlocked);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendConfig, BackendSettings, open_key_store};
+    use std::sync::mpsc::channel;
+
+    fn settings() -> LockSettings {
+        LockSettings {
+            idle_lock: Duration::ZERO,
+            max_unlock: Duration::ZERO,
+            max_sessions: 8,
+            limits: Limits::AVP,
+            passphrase_backoff: true,
+        }
+    }
+
+    fn on_disk(dir: &std::path::Path) -> LockState {
+        let config = BackendConfig::Vault {
+            dir: dir.join("vault"),
+        };
+        let key_store = open_key_store(&config, BackendSettings::default()).unwrap();
+        LockState::new(key_store, settings())
+    }
+
+    #[test]
+    fn transitions_are_reported_as_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = on_disk(dir.path());
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        state.on_event(move |event| guard(&tx).send(event).unwrap());
+        let passphrase = Passphrase::new("right");
+        state.init(&passphrase, 10).unwrap();
+        assert!(state.lock("requested"));
+        assert!(
+            !state.lock("again"),
+            "locking a locked vault reports nothing"
+        );
+        state.unlock(&passphrase).unwrap();
+        let events: Vec<_> = rx.try_iter().collect();
+        assert_eq!(
+            events,
+            [
+                LockEvent::Unlocked,
+                LockEvent::Locked("requested"),
+                LockEvent::Unlocked
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unlock_waits_for_the_previous_backend_to_be_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(on_disk(dir.path()));
+        let passphrase = Passphrase::new("right");
+        state.init(&passphrase, 10).unwrap();
+        // An operation still running on the backend of the period that is about to end.
+        let in_flight = state.backend().unwrap();
+        state.lock("requested");
+        let (done, unlocked) = channel();
+        let unlocking = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            unlocking.unlock(&Passphrase::new("right")).unwrap();
+            done.send(()).unwrap();
+        });
+        assert!(
+            unlocked.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the unlock went ahead while the old backend was still in use"
+        );
+        drop(in_flight);
+        unlocked
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the unlock proceeds once the old backend is gone");
+        thread.join().unwrap();
+        assert!(state.is_unlocked());
+    }
+}

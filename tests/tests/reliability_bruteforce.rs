@@ -1,4 +1,4 @@
-//! Brute force: wrong passphrases cost the documented backoff (state.rs `backoff`: 100 ms,
+//! Brute force: wrong passphrases cost the documented backoff (throttle.rs `backoff`: 100 ms,
 //! doubling, at most 10 s — the n-th consecutive failure delays the next attempt), whether
 //! they come one after another or all at once from many connections; they leave the vault
 //! files untouched; and a right passphrase arriving meanwhile is not starved.
