@@ -8,7 +8,7 @@
 //!   connection, graceful drain.
 //! - [`registry`]: the live connections: the cap, eviction, reaching a blocked read.
 //! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
-//! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
+//! - [`cmd`]: the dispatcher and the AVP operations, grouped by what they act on.
 //! - [`state`]: what every connection shares: the lock state, the frame budget, the audit
 //!   log, the tunables.
 //! - [`lock_state`]: the one owner of locked/unlocked: init, unlock, change passphrase,
@@ -38,13 +38,20 @@
 //! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
 //! backend calls already run on those threads. Waits are on condvars, channels, `poll` and
 //! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
-//! `lifecycle`), the drain waits for the last connection to leave (`server`), an unlock
+//! `lifecycle`), the drain waits for the last connection to leave (`registry`), an unlock
 //! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
 //! second model for the four background waits.
+//!
+//! # Layers
+//!
+//! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
+//! session, audit → error → storage (backend, vault) → fsutil, timer, sync, harden`, with the
+//! launch modules (`daemon`, `cli`, `socket`, `units`) used by `start` and `lifecycle` only.
+//! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
-// Public: the modules the binary, the fuzz harness (`fuzz/`), the end-to-end tests (`tests/`), the
-// benchmark setup and the conformance tests (`agent/tests/`) reach. Everything else is
-// private to the agent.
+// Public: the modules the binary, the fuzz harness (`fuzz/`), the end-to-end tests
+// (`tests/`), the benchmark setup and the conformance tests (`agent/tests/`) reach.
+// Everything else is private to the agent.
 pub mod audit;
 pub mod backend;
 mod cli;
