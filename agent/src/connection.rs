@@ -31,8 +31,8 @@
 //! with its code and the connection goes on.
 
 use crate::audit::Peer;
-use crate::server::Registration;
-use crate::state::AgentState;
+use crate::registry::{Registration, Registry};
+use crate::state::{AgentState, BUDGET_UNIT};
 use avp_protocol::frame::{self, FrameBuf, FrameError, HEADER_LEN};
 use avp_protocol::{ErrorCode, ErrorResponse, PROTOCOL_VERSION, Request, Response};
 use nix::errno::Errno;
@@ -44,9 +44,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
-
-/// Bytes of frame memory one budget unit stands for.
-pub const BUDGET_UNIT: usize = 4096;
 
 /// Frames up to this size are read without a share of the frame budget: at most one per
 /// connection exists at a time, so `max_connections` × 16 KiB (4 MiB at the default cap).
@@ -314,7 +311,7 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
 /// frame budget, dispatch). This is how the fuzz target drives request handling
 /// in-process, over one end of a `UnixStream::pair()`, without a listening socket.
 pub fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
-    let registry = Arc::new(crate::server::Registry::default());
+    let registry = Arc::new(Registry::default());
     let Some(registration) = registry.admit(1, &stream) else {
         return;
     };

@@ -31,7 +31,7 @@
 //!   signal would stay ignored in the `-- CMD` child, a handled one is reset by `exec`.)
 //!
 //! - **Descriptors reaching `-- CMD`**: every descriptor the agent opens is close-on-exec
-//!   (std and tokio do it; raw `pipe2` calls pass `O_CLOEXEC`), and those inherited from
+//!   (std does it; raw `pipe2` calls pass `O_CLOEXEC`), and those inherited from
 //!   whoever started the agent are marked close-on-exec at start-up, so CMD gets 0, 1 and 2
 //!   only — it can neither poke the agent's internals nor keep the agent alive by holding a
 //!   pipe end.

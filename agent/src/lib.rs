@@ -6,9 +6,14 @@
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
 //! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
 //!   connection, graceful drain.
+//! - [`registry`]: the live connections: the cap, eviction, reaching a blocked read.
 //! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
-//! - [`cmd`]: one AVP operation per file; `cmd/mod.rs` only dispatches.
-//! - [`state`]: the shared agent state: key store, open backend, sessions, lock timers.
+//! - [`cmd`]: the dispatcher and the AVP operations, grouped by what they act on.
+//! - [`state`]: what every connection shares: the lock state, the frame budget, the audit
+//!   log, the tunables.
+//! - [`lock_state`]: the one owner of locked/unlocked: init, unlock, change passphrase,
+//!   lock, the single-flight gate, the throttle, the sessions' end and the lock timers.
+//! - [`throttle`]: the wrong-passphrase backoff.
 //! - [`session`]: the bounded session table (TTL, workspace and uid binding).
 //! - [`sync`]: the FIFO unlock gate and the frame-memory budget the connection threads share.
 //! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
@@ -18,27 +23,60 @@
 //! - [`storage`]: the storage traits, their factory and the backends (load, seal, persist).
 //! - [`rules`]: the AVP decisions every backend calls (pure: put, rotate, delete, page).
 //! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
-//! - [`lifecycle`]: the running agent: server, lock timers, signals, the `-- CMD` child.
+//! - [`start`]: what the `avp-agent` binary does, from arguments to exit code.
+//! - [`lifecycle`]: the running agent: server, lock-timer thread, signal thread, the
+//!   `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
+//!
+//! # Concurrency
+//!
+//! The agent uses one model: blocking threads and std synchronisation, no async runtime.
+//! A connection is a thread in a blocking `read` (measured faster than an event loop for
+//! AVP's microsecond requests: see `connection`); the accept loop, the lock timers, the
+//! signals (`sigwait` on a mask every thread inherits) and the `-- CMD` child (`waitpid`)
+//! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
+//! backend calls already run on those threads. Waits are on condvars, channels, `poll` and
+//! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
+//! `lifecycle`), the drain waits for the last connection to leave (`registry`), an unlock
+//! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
+//! second model for the four background waits.
+//!
+//! # Layers
+//!
+//! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
+//! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
+//! `locked` and `harden` underneath, with the
+//! launch modules (`daemon`, `cli`, `socket`, `units`) used by `start` and `lifecycle` only.
+//! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
+// Public: the modules the binary, the fuzz harness (`fuzz/`), the end-to-end tests
+// (`tests/`), the benchmark setup and the conformance tests (`agent/tests/`) reach.
+// Everything else is private to the agent.
 pub mod audit;
-pub mod cli;
+mod cli;
 pub mod cmd;
 pub mod connection;
-pub mod daemon;
-pub mod error;
+mod daemon;
+mod error;
 pub mod fsutil;
+// The binary installs its `ZeroizingAllocator`.
 pub mod harden;
-pub mod lifecycle;
-pub mod locked;
-pub mod rules;
-pub mod server;
-pub mod session;
-pub mod socket;
+mod lifecycle;
+mod lock_state;
+mod locked;
+mod registry;
+mod rules;
+mod server;
+mod session;
+mod socket;
+mod start;
 pub mod state;
 pub mod storage;
-pub mod sync;
-pub mod timer;
-pub mod units;
+mod sync;
+mod throttle;
+mod timer;
+mod units;
+
+pub use start::main;

@@ -1,130 +1,182 @@
-//! The running agent: the server, the lock-timer task, signal handling and the optional
-//! `-- CMD` child, all tied to one shutdown signal.
+//! The running agent: the server, the lock-timer thread, the signal thread and the optional
+//! `-- CMD` child, all ending in one stop event that [`run`] waits for on a channel.
 //!
 //! Signals: `SIGUSR1` locks now; `SIGTERM`, `SIGINT` and `SIGHUP` lock (wiping every
 //! plaintext), stop accepting, let connections finish their current request, and return
 //! so `main` removes the socket and exits 0. Nothing calls `process::exit`, so every
 //! `Drop` (and with it every wipe) runs.
+//!
+//! The four signals are blocked by [`Signals::block`], which `main` calls before it opens
+//! the audit log or binds the socket, so every thread inherits the mask and no signal can
+//! take the default action (death without cleanup) between the socket appearing and the
+//! signal thread starting: a signal sent then stays pending until the thread takes it with
+//! `sigwait`. Children started with `std::process::Command` (the `-- CMD` child, the
+//! `--daemon` copy) get an empty mask: std resets it before `exec`.
 
 use crate::daemon;
+use crate::lock_state::LockEvent;
 use crate::server::{DRAIN_TIMEOUT, Server};
 use crate::socket::AgentSocket;
 use crate::state::AgentState;
-use crate::timer::BootInstant;
 use anyhow::{Context, Result};
+use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsString;
-use std::process::ExitCode;
-use std::sync::Arc;
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitCode, ExitStatus};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Weak};
+
+/// Why the agent stops.
+#[derive(Debug)]
+enum Stop {
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal(Signal),
+    /// The `-- CMD` child ended.
+    Child(ExitStatus),
+}
+
+/// The agent's signals, blocked on the thread that blocked them and on every thread it
+/// starts afterwards.
+#[derive(Debug)]
+pub struct Signals {
+    set: SigSet,
+}
+
+impl Signals {
+    /// Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 on the calling thread. Call it before any
+    /// thread starts, so they all inherit the mask and only the signal thread takes them.
+    pub fn block() -> Result<Self> {
+        let mut set = SigSet::empty();
+        for signal in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+        ] {
+            set.add(signal);
+        }
+        set.thread_block()
+            .context("cannot block the agent's signals")?;
+        Ok(Self { set })
+    }
+
+    /// Starts the thread that takes the signals: SIGUSR1 locks, the others send a stop.
+    /// The thread holds the state weakly, so it never keeps a plaintext alive, and it is
+    /// left blocked in `sigwait` when the agent ends (a late signal stays pending).
+    fn spawn(self, state: Weak<AgentState>, stop: Sender<Stop>) -> Result<()> {
+        std::thread::Builder::new()
+            .name("avp-signals".into())
+            .spawn(move || {
+                loop {
+                    match self.set.wait() {
+                        Ok(Signal::SIGUSR1) => {
+                            if let Some(state) = state.upgrade() {
+                                state.lock_state.lock("SIGUSR1");
+                            }
+                        }
+                        Ok(signal) => {
+                            if stop.send(Stop::Signal(signal)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(err) => {
+                            tracing::error!(%err, "sigwait failed; signals are no longer handled");
+                            return;
+                        }
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(())
+    }
+}
 
 /// Runs the agent until a terminating signal (or the end of `command`, if given).
-pub async fn run(
+pub fn run(
     state: Arc<AgentState>,
     socket: &AgentSocket,
+    signals: Signals,
     command: Vec<OsString>,
 ) -> Result<ExitCode> {
+    state.lock_state.on_event(|event| {
+        daemon::notify_status(match event {
+            LockEvent::Unlocked => "unlocked",
+            LockEvent::Locked(_) => "locked",
+        });
+    });
     let listener = socket
         .listener
         .try_clone()
         .context("cannot share the socket")?;
     let server = Server::start(listener, Arc::clone(&state)).context("cannot start serving")?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let timers = tokio::spawn(lock_timers(Arc::clone(&state), shutdown_rx));
-    // Handlers first: once the agent says it is ready, a SIGTERM must stop it cleanly (the
-    // default action would kill it and leave its socket and lock file behind).
-    let mut signals = Signals::install()?;
-    daemon::notify_ready(!state.is_unlocked());
+    let timing = Arc::clone(&state);
+    let timers = std::thread::Builder::new()
+        .name("avp-timers".into())
+        .spawn(move || timing.lock_state.run_timers())
+        .context("cannot start the lock timers")?;
+    let (stop, stopped) = channel();
+    signals.spawn(Arc::downgrade(&state), stop.clone())?;
+    daemon::notify_ready(!state.lock_state.is_unlocked());
     if daemon::is_daemon_child() {
         daemon::report_ready();
     }
-    let exit = match command.split_first() {
-        Some((program, args)) => run_command(&state, socket, &mut signals, program, args).await?,
-        None => {
-            signals.wait_for_termination(&state).await;
+    if let Some((program, args)) = command.split_first() {
+        spawn_command(socket, program, args, stop)?;
+    } else {
+        drop(stop);
+    }
+    let exit = match stopped.recv() {
+        Ok(Stop::Child(status)) => exit_code(status),
+        Ok(Stop::Signal(signal)) => {
+            tracing::info!("{}: stopping", signal.as_str());
             ExitCode::SUCCESS
         }
+        Err(_) => ExitCode::SUCCESS,
     };
     daemon::notify_stopping();
-    state.lock("agent stopping");
-    let _ = shutdown_tx.send(true);
-    let _ = timers.await;
+    state.lock_state.lock("agent stopping");
+    state.lock_state.stop_timers();
+    let _ = timers.join();
     server.stop(DRAIN_TIMEOUT);
     Ok(exit)
 }
 
-/// The signals the agent handles, caught from [`Signals::install`] on.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-    usr1: Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self> {
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-            usr1: signal(SignalKind::user_defined1())?,
-        })
-    }
-
-    /// Waits for SIGTERM/SIGINT/SIGHUP, locking on every SIGUSR1 meanwhile.
-    async fn wait_for_termination(&mut self, state: &AgentState) {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => { tracing::info!("SIGTERM: stopping"); return; }
-                _ = self.int.recv() => { tracing::info!("SIGINT: stopping"); return; }
-                _ = self.hup.recv() => { tracing::info!("SIGHUP: stopping"); return; }
-                _ = self.usr1.recv() => { state.lock("SIGUSR1"); }
-            }
-        }
-    }
-}
-
 /// `avp-agent -- CMD`: runs CMD with `AVP_SOCK` set; the agent ends when it does, with its
-/// exit status (128 + signal number if it was killed). A terminating signal to the agent
-/// ends the agent too (CMD is left to its own fate, as with ssh-agent).
-async fn run_command(
-    state: &AgentState,
+/// exit status (see [`exit_code`]). A terminating signal to the agent ends the agent too
+/// (CMD is left to its own fate, as with ssh-agent). A thread waits for the child.
+fn spawn_command(
     socket: &AgentSocket,
-    signals: &mut Signals,
     program: &OsString,
     args: &[OsString],
-) -> Result<ExitCode> {
-    let mut child = tokio::process::Command::new(program)
+    stop: Sender<Stop>,
+) -> Result<()> {
+    let mut child = std::process::Command::new(program)
         .args(args)
         .env("AVP_SOCK", &socket.path)
         .env("AVP_AGENT_PID", std::process::id().to_string())
         .env_remove("NOTIFY_SOCKET")
         .spawn()
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    let status = tokio::select! {
-        status = child.wait() => status?,
-        () = signals.wait_for_termination(state) => return Ok(ExitCode::SUCCESS),
-    };
-    use std::os::unix::process::ExitStatusExt;
+    std::thread::Builder::new()
+        .name("avp-child".into())
+        .spawn(move || match child.wait() {
+            Ok(status) => {
+                let _ = stop.send(Stop::Child(status));
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot wait for the command");
+                let _ = stop.send(Stop::Child(ExitStatus::from_raw(1 << 8)));
+            }
+        })
+        .context("cannot wait for the command")?;
+    Ok(())
+}
+
+/// The child's exit status, or 128 + the signal number if it was killed.
+fn exit_code(status: ExitStatus) -> ExitCode {
     let code = status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-}
-
-/// Locks when the idle or lifetime deadline passes. Wakes at the next deadline, at least
-/// every `timer::MAX_NAP` (tokio's clock stops during suspend; `CLOCK_BOOTTIME` does not).
-async fn lock_timers(state: Arc<AgentState>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let nap = state.timers().nap(BootInstant::now());
-        tokio::select! {
-            _ = tokio::time::sleep(nap) => {}
-            _ = state.timers_changed.notified() => {}
-            _ = shutdown.changed() => return,
-        }
-        if let Some(reason) = state.lock_if_due() {
-            tracing::info!(reason = reason.as_str(), "locked by timer");
-        }
-    }
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -16,24 +16,20 @@
 //! Reaching a blocked connection. Each connection thread sits in a blocking `read`; the
 //! registry knows its socket's descriptor so the server can shut the socket down: the
 //! whole of it to evict, the reading side at shutdown (the request in flight is still
-//! answered, the next read ends the thread). The descriptor is only used under the
-//! registry's lock, and a connection leaves the registry before it closes its socket
-//! (`connection::serve`), so the number can never name another file by then.
+//! answered, the next read ends the thread); see `registry`.
 
 use crate::audit::Peer;
 use crate::connection::{self, Connection};
+use crate::registry::Registry;
 use crate::state::AgentState;
-use crate::sync::guard;
 use avp_protocol::{ErrorCode, ErrorResponse, Response, frame};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{Shutdown, shutdown};
-use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long connections get to finish their current request at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,133 +37,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Stack of a connection thread: decoding and dispatch need little, and 256 of them must
 /// stay cheap.
 const CONNECTION_STACK: usize = 256 << 10;
-
-/// What a connection is doing, for the choice of whom to evict at the cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the first byte of a request, since then.
-    Idle(Instant),
-    /// Part of a frame has arrived, the first byte at this instant; the rest is awaited.
-    Reading(Instant),
-    /// A whole request is being dispatched or answered: never evicted.
-    Busy,
-}
-
-impl Phase {
-    /// The eviction order: lower goes first. Partial frames (oldest first) before idle
-    /// connections (longest idle first); busy ones never.
-    fn eviction_rank(self) -> Option<(u8, Instant)> {
-        match self {
-            Phase::Reading(since) => Some((0, since)),
-            Phase::Idle(since) => Some((1, since)),
-            Phase::Busy => None,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Tracked {
-    phase: Phase,
-    /// Its socket's descriptor, to shut it down from here (see the module docs).
-    socket: RawFd,
-}
-
-/// The live connections, for the cap, eviction and shutdown.
-#[derive(Debug, Default)]
-pub struct Registry {
-    connections: Mutex<HashMap<u64, Tracked>>,
-    next_id: Mutex<u64>,
-}
-
-/// A connection's entry in the [`Registry`]; removed on drop.
-#[derive(Debug)]
-pub struct Registration {
-    registry: Arc<Registry>,
-    id: u64,
-}
-
-impl Registration {
-    fn set(&self, phase: Phase) {
-        if let Some(t) = guard(&self.registry.connections).get_mut(&self.id) {
-            t.phase = phase;
-        }
-    }
-
-    /// The connection is waiting for its next request (and may be evicted).
-    pub fn set_idle(&self) {
-        self.set(Phase::Idle(Instant::now()));
-    }
-
-    /// The first bytes of a frame arrived; the rest is awaited (evicted first at the cap).
-    pub fn set_reading(&self) {
-        self.set(Phase::Reading(Instant::now()));
-    }
-
-    /// The connection is dispatching or answering a whole request.
-    pub fn set_busy(&self) {
-        self.set(Phase::Busy);
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        guard(&self.registry.connections).remove(&self.id);
-    }
-}
-
-impl Registry {
-    /// Live connections.
-    pub fn len(&self) -> usize {
-        guard(&self.connections).len()
-    }
-
-    /// True when no connection is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Registers the connection on `socket` if there is room, evicting at `cap` the oldest
-    /// partial frame, else the longest-idle connection (see the module docs). `None`: at
-    /// the cap with every connection busy.
-    pub fn admit(self: &Arc<Self>, cap: usize, socket: &UnixStream) -> Option<Registration> {
-        let socket = socket.as_raw_fd();
-        let mut connections = guard(&self.connections);
-        if connections.len() >= cap {
-            let (_, victim) = connections
-                .iter()
-                .filter_map(|(id, t)| t.phase.eviction_rank().map(|rank| (rank, *id)))
-                .min()?;
-            if let Some(victim) = connections.remove(&victim) {
-                let _ = shutdown(victim.socket, Shutdown::Both);
-            }
-        }
-        let id = {
-            let mut next = guard(&self.next_id);
-            *next += 1;
-            *next
-        };
-        // Waiting for its Hello: idle from the start, so a newcomer that never speaks can be
-        // evicted before its thread has even run.
-        connections.insert(
-            id,
-            Tracked {
-                phase: Phase::Idle(Instant::now()),
-                socket,
-            },
-        );
-        Some(Registration {
-            registry: Arc::clone(self),
-            id,
-        })
-    }
-
-    /// Stops every connection from reading another request.
-    fn stop_reading(&self) {
-        for tracked in guard(&self.connections).values() {
-            let _ = shutdown(tracked.socket, Shutdown::Read);
-        }
-    }
-}
 
 /// Who is calling: uid and pid from `SO_PEERCRED`, the executable from `/proc`.
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
@@ -236,16 +105,9 @@ impl Server {
         drop(self.wake);
         let _ = self.thread.join();
         self.registry.stop_reading();
-        let deadline = Instant::now() + drain;
-        while !self.registry.is_empty() {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    left = self.registry.len(),
-                    "connections did not finish in time"
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let left = self.registry.wait_empty(drain);
+        if left > 0 {
+            tracing::warn!(left, "connections did not finish in time");
         }
     }
 }
@@ -310,68 +172,5 @@ fn admit(stream: UnixStream, state: &Arc<AgentState>, registry: &Arc<Registry>) 
         .spawn(move || connection::serve(stream, conn));
     if let Err(err) = spawned {
         tracing::error!(%err, "cannot start a connection thread; closing the connection");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn is_shut(socket: &mut UnixStream) -> bool {
-        use std::io::Read;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        matches!(socket.read(&mut [0u8; 1]), Ok(0))
-    }
-
-    #[test]
-    fn at_the_cap_the_longest_idle_connection_is_evicted() {
-        let registry = Arc::new(Registry::default());
-        let (mut sa, _pa) = UnixStream::pair().unwrap();
-        let (sb, _pb) = UnixStream::pair().unwrap();
-        let (sc, _pc) = UnixStream::pair().unwrap();
-        let a = registry.admit(2, &sa).unwrap();
-        let b = registry.admit(2, &sb).unwrap();
-        a.set_idle();
-        std::thread::sleep(Duration::from_millis(5));
-        b.set_idle();
-        let c = registry.admit(2, &sc).expect("room made");
-        assert_eq!(registry.len(), 2);
-        assert!(
-            is_shut(&mut sa),
-            "a was idle longest: its socket was shut down"
-        );
-        b.set_busy();
-        c.set_busy();
-        assert!(registry.admit(2, &sc).is_none(), "nobody idle: refuse");
-        drop(c);
-        assert!(registry.admit(2, &sc).is_some());
-    }
-
-    #[test]
-    fn at_the_cap_the_oldest_partial_frame_goes_before_any_idle_connection() {
-        let registry = Arc::new(Registry::default());
-        let (sa, _pa) = UnixStream::pair().unwrap();
-        let (mut sb, _pb) = UnixStream::pair().unwrap();
-        let (mut sc, _pc) = UnixStream::pair().unwrap();
-        let (sd, _pd) = UnixStream::pair().unwrap();
-        let a = registry.admit(3, &sa).unwrap();
-        let b = registry.admit(3, &sb).unwrap();
-        let c = registry.admit(3, &sc).unwrap();
-        // a idle longest, then b and c mid-frame, b's frame the older.
-        a.set_idle();
-        b.set_reading();
-        std::thread::sleep(Duration::from_millis(5));
-        c.set_reading();
-        let _d = registry.admit(3, &sd).expect("room made");
-        assert!(is_shut(&mut sb), "b's partial frame was the oldest");
-        let _e = registry.admit(3, &sd).expect("room made");
-        assert!(
-            is_shut(&mut sc),
-            "then c's partial frame, before the idle a"
-        );
-        assert_eq!(registry.len(), 3);
-        drop(a);
     }
 }

@@ -33,7 +33,7 @@ struct Owned {
 /// The listening socket and how it came to be.
 #[derive(Debug)]
 pub struct AgentSocket {
-    /// The listener, non-blocking, ready for tokio.
+    /// The listener, non-blocking: the accept loop polls it with a wake pipe (see `server`).
     pub listener: UnixListener,
     /// The path clients use.
     pub path: PathBuf,
@@ -47,11 +47,6 @@ impl AgentSocket {
             Some(fd) => Self::adopt(fd, path),
             None => Self::bind(path),
         }
-    }
-
-    /// True when systemd passed the socket in.
-    pub fn is_inherited(&self) -> bool {
-        self.owned.is_none()
     }
 
     fn adopt(fd: OwnedFd, path: &Path) -> Result<Self> {

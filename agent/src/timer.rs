@@ -3,12 +3,13 @@
 //! time spent suspended counts: a laptop closed overnight wakes up locked.
 //!
 //! [`LockTimers`] is pure arithmetic on [`BootInstant`]s (unit-tested with made-up times);
-//! the agent's timer task wakes at the next deadline — at least every [`MAX_NAP`], because
-//! tokio's own clock stops during suspend — and locks when one has passed.
+//! the agent's timer thread (`LockState::run_timers`) wakes at the next deadline — at least
+//! every [`MAX_NAP`], because a condvar's timeout runs on a clock that stops during
+//! suspend — and locks when one has passed.
 
 use std::time::Duration;
 
-/// How long the timer task sleeps at most before re-reading `CLOCK_BOOTTIME`.
+/// How long the timer thread sleeps at most before re-reading `CLOCK_BOOTTIME`.
 pub const MAX_NAP: Duration = Duration::from_secs(1);
 
 /// A reading of `CLOCK_BOOTTIME`: monotonic, and it keeps counting during suspend.
@@ -144,7 +145,7 @@ impl LockTimers {
         self.max_deadline().map(|d| d.since(now).as_secs())
     }
 
-    /// How long the timer task should sleep before checking again.
+    /// How long the timer thread should sleep before checking again.
     pub fn nap(&self, now: BootInstant) -> Duration {
         self.next_deadline()
             .map_or(MAX_NAP, |d| d.since(now).min(MAX_NAP))

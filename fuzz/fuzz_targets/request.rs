@@ -1,5 +1,5 @@
 //! Frame decoding plus request handling: arbitrary bytes as one client's connection to a
-//! fresh, unlocked agent state. A finding is a panic in the agent (the connection task
+//! fresh, unlocked agent state. A finding is a panic in the agent (the connection thread
 //! panicking), an answer a client cannot decode, or memory past libFuzzer's limits
 //! (`-rss_limit_mb`, `-malloc_limit_mb`): the agent must allocate only what its frame
 //! limit and budget allow, whatever a frame claims.

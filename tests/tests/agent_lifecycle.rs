@@ -456,3 +456,63 @@ fn a_small_memlock_limit_is_warned_once_and_the_agent_carries_on() {
     let warnings = agent.logs().matches("cannot lock memory").count();
     assert_eq!(warnings, 1, "warned exactly once:\n{}", agent.logs());
 }
+
+/// A SIGTERM sent the instant the socket appears — before the agent has even said it is
+/// ready — still stops it cleanly (exit 0, socket removed): the agent blocks its signals
+/// before binding, so the signal waits for the signal thread instead of killing it. Before
+/// that, a SIGTERM in the window between the bind and the handlers killed the agent and
+/// left its socket behind. Several rounds, since the window was short.
+#[test]
+fn a_sigterm_the_moment_the_socket_appears_still_stops_cleanly() {
+    use std::os::unix::process::ExitStatusExt;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run/agent.sock");
+        let mut child = agent_on(&socket, dir.path(), "")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Spin, not sleep: the signal must land as close to the bind as possible.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent never bound its socket"
+            );
+            std::hint::spin_loop();
+        }
+        nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(0), None),
+            "round {round}: the agent must stop cleanly on an early SIGTERM"
+        );
+        assert!(
+            !socket.exists(),
+            "round {round}: the socket is removed after an early SIGTERM"
+        );
+    }
+}
+
+/// The agent blocks its signals on every thread, but the `-- CMD` child starts with none
+/// blocked: a command that could not be stopped with Ctrl-C or SIGTERM would be a bug.
+#[test]
+fn the_run_mode_command_starts_with_no_signal_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+    let output = agent_on(&socket, dir.path(), "")
+        .args(["--", "sh", "-c", "grep '^SigBlk:' /proc/self/status"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&output.stdout);
+    let mask = line.trim().trim_start_matches("SigBlk:").trim();
+    assert!(
+        mask.bytes().all(|b| b == b'0'),
+        "the command inherited blocked signals: {line}"
+    );
+}

@@ -23,8 +23,9 @@ pub fn run(
         ));
     }
     // Sessions only exist while the vault is open: locking ends them all.
-    state.backend()?;
+    state.lock_state.backend()?;
     let info = state
+        .lock_state
         .sessions()
         .open(
             workspace,

@@ -10,9 +10,9 @@ pub const AUTH_METHODS: &[&str] = &["peer_credentials"];
 
 pub fn run(state: &AgentState) -> Response {
     // Last known reachability (no I/O here): a Redis that is down says so.
-    let status = if !state.key_store.is_reachable() {
+    let status = if !state.lock_state.key_store().is_reachable() {
         BackendStatus::Unavailable
-    } else if state.is_unlocked() {
+    } else if state.lock_state.is_unlocked() {
         BackendStatus::Available
     } else {
         BackendStatus::Locked
@@ -22,7 +22,7 @@ pub fn run(state: &AgentState) -> Response {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         conformance: avp_protocol::CONFORMANCE.to_owned(),
         backend: BackendInfo {
-            name: state.key_store.name().to_owned(),
+            name: state.lock_state.key_store().name().to_owned(),
             status,
         },
         capabilities: Capabilities {

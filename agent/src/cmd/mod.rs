@@ -1,28 +1,23 @@
-//! One AVP operation per file; this module only dispatches, checks sessions once for every
-//! secret operation, and records each decision in the audit log.
+//! The AVP operations. This module dispatches, checks sessions once for every secret
+//! operation, and records each decision in the audit log; each file below does the work of
+//! its operations: `discover`, `status`, `authenticate`, `terminate`, `passphrase` (INIT,
+//! UNLOCK, CHANGE_PASSPHRASE checks in front of the lock state) and `secrets` (the six
+//! secret operations, one backend call each, which is why they share a file). LOCK is one
+//! call to the lock state, made here.
 
 mod authenticate;
-mod change_passphrase;
-mod delete;
 mod discover;
-mod history;
-mod init;
-mod list;
-mod lock;
-mod retrieve;
-mod rotate;
+mod passphrase;
+mod secrets;
 mod status;
-mod store;
 mod terminate;
-mod unlock;
 
 use crate::audit::Peer;
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
-use crate::storage::Backend;
 use crate::timer::BootInstant;
 use avp_protocol::{ErrorCode, Request, Response, SecretName, SessionId, WorkspaceId};
-use std::sync::Arc;
+use secrets::SecretCtx;
 
 /// What an operation acted on, for the audit line.
 #[derive(Debug, Default)]
@@ -33,45 +28,27 @@ pub struct Scope {
     pub name: Option<SecretName>,
 }
 
-/// A secret operation's context: an open backend and the session's workspace.
-pub struct SecretCtx {
-    /// The unlocked backend (kept alive for the operation even if the vault locks meanwhile).
-    pub backend: Arc<dyn Backend>,
-    /// The workspace the session is bound to.
-    pub workspace: WorkspaceId,
-}
-
-impl std::fmt::Debug for SecretCtx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretCtx")
-            .field("backend", &self.backend.name())
-            .field("workspace", &self.workspace)
-            .finish()
-    }
-}
-
-impl SecretCtx {
-    /// Resolves `session` for `peer`: the vault must be open (`VAULT_LOCKED` first, as a
-    /// locked vault has ended every session anyway), then the session must be live and
-    /// belong to the peer's uid. Restarts the idle timer.
-    fn open(
-        state: &AgentState,
-        peer: &Peer,
-        session: &SessionId,
-        scope: &mut Scope,
-    ) -> Result<Self, Failure> {
-        let backend = state.backend()?;
-        let grant = state
-            .sessions()
-            .check(session, peer.uid, BootInstant::now())
-            .map_err(|e| Failure::new(e.code(), e.message()))?;
-        state.touch();
-        scope.workspace = Some(grant.workspace.clone());
-        Ok(Self {
-            backend,
-            workspace: grant.workspace,
-        })
-    }
+/// Resolves `session` for `peer`: the vault must be open (`VAULT_LOCKED` first, as a
+/// locked vault has ended every session anyway), then the session must be live and
+/// belong to the peer's uid. Restarts the idle timer.
+fn open_secret(
+    state: &AgentState,
+    peer: &Peer,
+    session: &SessionId,
+    scope: &mut Scope,
+) -> Result<SecretCtx, Failure> {
+    let backend = state.lock_state.backend()?;
+    let grant = state
+        .lock_state
+        .sessions()
+        .check(session, peer.uid, BootInstant::now())
+        .map_err(|e| Failure::new(e.code(), e.message()))?;
+    state.lock_state.touch();
+    scope.workspace = Some(grant.workspace.clone());
+    Ok(SecretCtx {
+        backend,
+        workspace: grant.workspace,
+    })
 }
 
 /// Answers one request (after `Hello`) and audits the decision.
@@ -107,7 +84,11 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
         )),
         Request::Discover => Ok(discover::run(state)),
         Request::Status => Ok(status::run(state)),
-        Request::Lock => Ok(lock::run(state)),
+        Request::Lock => {
+            // Locking a locked vault is not an error.
+            state.lock_state.lock("requested");
+            Ok(Response::Locked)
+        }
         Request::Authenticate {
             workspace,
             agent_id,
@@ -120,9 +101,9 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
         Request::Init {
             passphrase,
             work_factor,
-        } => init::run(state, passphrase, work_factor),
-        Request::Unlock { passphrase } => unlock::run(state, passphrase),
-        Request::ChangePassphrase { old, new } => change_passphrase::run(state, old, new),
+        } => passphrase::init(state, &passphrase, work_factor),
+        Request::Unlock { passphrase } => passphrase::unlock(state, &passphrase),
+        Request::ChangePassphrase { old, new } => passphrase::change(state, &old, &new),
         Request::Store {
             session,
             name,
@@ -131,8 +112,8 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             expires_at,
         } => {
             scope.name = Some(name.clone());
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            store::run(&ctx, &name, value, labels, expires_at)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::store(&ctx, &name, value, labels, expires_at)
         }
         Request::Retrieve {
             session,
@@ -140,13 +121,13 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             version,
         } => {
             scope.name = Some(name.clone());
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            retrieve::run(&ctx, &name, version)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::retrieve(&ctx, &name, version)
         }
         Request::Delete { session, name } => {
             scope.name = Some(name.clone());
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            delete::run(&ctx, &name)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::delete(&ctx, &name)
         }
         Request::List {
             session,
@@ -154,8 +135,8 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             cursor,
             limit,
         } => {
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            list::run(&ctx, state, &label_filter, cursor, limit)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::list(&ctx, state.settings.limits, &label_filter, cursor, limit)
         }
         Request::Rotate {
             session,
@@ -163,13 +144,13 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             value,
         } => {
             scope.name = Some(name.clone());
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            rotate::run(&ctx, &name, value)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::rotate(&ctx, &name, value)
         }
         Request::History { session, name } => {
             scope.name = Some(name.clone());
-            let ctx = SecretCtx::open(state, peer, &session, scope)?;
-            history::run(&ctx, &name)
+            let ctx = open_secret(state, peer, &session, scope)?;
+            secrets::history(&ctx, &name)
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::timer::BootInstant;
 use avp_protocol::{Response, SessionId};
 
 pub fn run(state: &AgentState, peer: &Peer, session: &SessionId, scope: &mut Scope) -> Outcome {
-    let mut sessions = state.sessions();
+    let mut sessions = state.lock_state.sessions();
     let now = BootInstant::now();
     if let Ok(grant) = sessions.check(session, peer.uid, now) {
         scope.workspace = Some(grant.workspace);
