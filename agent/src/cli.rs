@@ -1,4 +1,5 @@
-//! The daemon's command line (contract §7) and the default paths of contract §3.
+//! The daemon's command line (README "Running the agent") and the default paths (socket:
+//! PROTOCOL.md §2.1; vault, audit log: README "Files and environment").
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -132,7 +133,8 @@ pub fn default_socket() -> PathBuf {
 }
 
 impl Args {
-    /// Resolves the paths, applying the defaults of contract §3.
+    /// Resolves the paths, applying the defaults (socket: PROTOCOL.md §2.1; the
+    /// others: README "Files and environment").
     pub fn paths(&self) -> Result<Paths> {
         let dirs = directories::BaseDirs::new();
         let home_fallback = |what: &str| -> Result<PathBuf> {

@@ -2,7 +2,8 @@
 //! serves AVP over a Unix socket to processes of the same user.
 //!
 //! Modules, one job each:
-//! - [`cli`]: the daemon's flags (contract §7) and the paths they resolve to (§3).
+//! - [`cli`]: the daemon's flags (README "Running the agent") and the paths they
+//!   resolve to (PROTOCOL.md §2.1; README "Files and environment").
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
 //! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
 //!   connection, graceful drain.

@@ -1,4 +1,4 @@
-//! Where the agent's socket is (contract §3): an explicit path wins, then `AVP_SOCK`, then
+//! Where the agent's socket is (PROTOCOL.md §2.1): an explicit path wins, then `AVP_SOCK`, then
 //! `$XDG_RUNTIME_DIR/avp/agent.sock` when `XDG_RUNTIME_DIR` is set and absolute, else
 //! `/tmp/avp-$UID/agent.sock`.
 

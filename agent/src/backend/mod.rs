@@ -1,5 +1,5 @@
 //! Storage backends. The agent handles sessions and authorization; a backend carries the AVP
-//! operations keyed by workspace and enforces every rule of contract §5 below the session
+//! operations keyed by workspace and enforces every rule of PROTOCOL.md §9.2–§9.7 and §10 below the session
 //! layer (versions, labels, expiry, pagination, limits).
 //!
 //! Two traits split the job:
@@ -114,7 +114,7 @@ pub struct Counts {
 /// Settings every backend honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendSettings {
-    /// Versions kept per secret (contract default 10, at least 1).
+    /// Versions kept per secret (PROTOCOL.md §9.3: default 10, at least 1).
     pub history: usize,
     /// The limits to enforce.
     pub limits: Limits,

@@ -1,4 +1,4 @@
-//! The in-memory secret store: every rule of contract §5 over values kept in a
+//! The in-memory secret store: every rule of PROTOCOL.md §9.2–§9.7 and §10 over values kept in a
 //! [`LockedArena`].
 //!
 //! A write is split in two. `plan_*` validates the request against the current state and
