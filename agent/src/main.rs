@@ -1,4 +1,6 @@
 //! `avp-agent`: wiring only. See the library's modules for what each part does.
+// Wiring only: `unsafe` belongs in the library's `harden` module, nowhere here.
+#![deny(unsafe_code)]
 
 use anyhow::{Context, Result};
 use avp_agent::audit::Audit;
