@@ -12,6 +12,8 @@ use avp_tests::wire::code_of;
 use avp_tests::{AgentOptions, Conn, TestAgent};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The delay after the n-th consecutive failure (a copy of the documented schedule, so a
@@ -146,23 +148,28 @@ fn concurrent_wrong_passphrases_are_spaced_by_the_backoff_too() {
 fn a_right_passphrase_is_not_starved_by_a_guessing_loop() {
     let agent = locked_agent();
     let socket = agent.socket.clone();
-    // The attacker guesses in a loop until the vault opens under it.
-    let attacker = std::thread::spawn(move || {
-        let mut conn = Conn::raw(&socket);
-        conn.hello();
-        let mut failures = 0u32;
-        loop {
-            let answer = conn.call(&Request::Unlock {
-                passphrase: Passphrase::new(&format!("guess {failures}")),
-            });
-            match answer {
-                Response::Unlocked => return failures,
-                other => {
-                    assert_eq!(code_of(&other), Some(ErrorCode::AuthenticationFailed));
-                    failures += 1;
-                }
+    let opened = Arc::new(AtomicBool::new(false));
+    // The attacker guesses in a loop until it learns the vault is open. Its guesses keep
+    // failing after that too: an unlocked vault still checks the passphrase.
+    let attacker = std::thread::spawn({
+        let opened = Arc::clone(&opened);
+        move || {
+            let mut conn = Conn::raw(&socket);
+            conn.hello();
+            let mut failures = 0u32;
+            while !opened.load(Ordering::SeqCst) {
+                let answer = conn.call(&Request::Unlock {
+                    passphrase: Passphrase::new(&format!("guess {failures}")),
+                });
+                assert_eq!(
+                    code_of(&answer),
+                    Some(ErrorCode::AuthenticationFailed),
+                    "a wrong passphrase was accepted: {answer:?}"
+                );
+                failures += 1;
+                assert!(failures < 20, "the attacker was never stopped");
             }
-            assert!(failures < 20, "the attacker was never stopped");
+            failures
         }
     });
     // Let it build up a backoff (3 failures: 0 + 0.1 + 0.2 s, next waits 0.4 s).
@@ -170,6 +177,7 @@ fn a_right_passphrase_is_not_starved_by_a_guessing_loop() {
     let started = Instant::now();
     assert!(matches!(agent.unlock(), Response::Unlocked));
     let waited = started.elapsed();
+    opened.store(true, Ordering::SeqCst);
     let failures = attacker.join().unwrap();
     eprintln!(
         "bruteforce: a right passphrase during a guessing loop waited {waited:?}; the \
