@@ -36,7 +36,7 @@ pub struct Args {
     pub history: u32,
 
     /// Storage backend
-    #[arg(long, value_enum, default_value_t = BackendKind::Vault)]
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend: BackendKind,
 
     /// Redis URL for `--backend redis` (redis://, rediss:// or unix://)
@@ -94,7 +94,8 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// The age vault in the vault directory.
-    Vault,
+    #[value(name = "vault")]
+    Local,
     /// A Redis server (needs --redis-url).
     Redis,
 }
@@ -116,20 +117,6 @@ pub struct Paths {
     pub vault: PathBuf,
     /// The audit log.
     pub audit_log: PathBuf,
-}
-
-fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-/// The default socket: `$XDG_RUNTIME_DIR/avp/agent.sock`, else `/tmp/avp-$UID/agent.sock`.
-pub fn default_socket() -> PathBuf {
-    match env_dir("XDG_RUNTIME_DIR") {
-        Some(runtime) => runtime.join("avp/agent.sock"),
-        None => PathBuf::from(format!("/tmp/avp-{}/agent.sock", nix::unistd::getuid())),
-    }
 }
 
 impl Args {
@@ -154,7 +141,7 @@ impl Args {
                 None => home_fallback("state")?,
             },
         };
-        let socket = self.socket.clone().unwrap_or_else(default_socket);
+        let socket = avp_protocol::socket_path::resolve(self.socket.as_deref());
         let absolute = |p: PathBuf| -> Result<PathBuf> {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };

@@ -2,7 +2,7 @@
 //! code plus a fixed message that says what to do next. Nothing here ever interpolates
 //! request bytes, values or passphrases.
 
-use crate::backend::BackendError;
+use crate::storage::BackendError;
 use avp_protocol::{ErrorCode, ErrorResponse, Response};
 use std::borrow::Cow;
 

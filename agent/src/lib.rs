@@ -15,8 +15,9 @@
 //! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
 //! - [`audit`]: one JSON line per access decision, never a value.
 //! - [`harden`]: process hardening and locked memory — the only `unsafe` in the agent.
-//! - [`vault`]: the age vault on disk and its locked in-memory plaintext.
-//! - [`backend`]: the storage trait, its factory, backends and the conformance suite.
+//! - [`locked`]: the locked arena and scratch buffers plaintext lives in (over `harden`).
+//! - [`storage`]: the storage traits, their factory and the backends (load, seal, persist).
+//! - [`rules`]: the AVP decisions every backend calls (pure: put, rotate, delete, page).
 //! - [`daemon`]: `--daemon` (ssh-agent style) launch and systemd notifications.
 //! - [`lifecycle`]: the running agent: server, lock timers, signals, the `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
@@ -29,7 +30,6 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
-pub mod backend;
 pub mod cli;
 pub mod cmd;
 pub mod connection;
@@ -40,11 +40,13 @@ pub mod fsutil;
 #[allow(unsafe_code)]
 pub mod harden;
 pub mod lifecycle;
+pub mod locked;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod socket;
 pub mod state;
+pub mod storage;
 pub mod sync;
 pub mod timer;
 pub mod units;
-pub mod vault;

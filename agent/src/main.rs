@@ -4,10 +4,10 @@
 
 use anyhow::{Context, Result};
 use avp_agent::audit::Audit;
-use avp_agent::backend::{BackendConfig, BackendSettings, open_key_store};
 use avp_agent::cli::{Args, BackendKind};
 use avp_agent::socket::AgentSocket;
 use avp_agent::state::{AgentState, Settings};
+use avp_agent::storage::{BackendConfig, BackendSettings, open_key_store};
 use avp_agent::{daemon, harden, lifecycle, units};
 use clap::Parser;
 use std::process::ExitCode;
@@ -64,7 +64,7 @@ fn run(args: Args) -> Result<ExitCode> {
         daemon::detach_session();
     }
     let config = match args.backend {
-        BackendKind::Vault => BackendConfig::Vault {
+        BackendKind::Local => BackendConfig::Local {
             dir: paths.vault.clone(),
         },
         #[cfg(feature = "redis")]

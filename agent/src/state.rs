@@ -5,9 +5,9 @@
 //! can reach it, and the plaintext is wiped the moment the last in-flight operation ends.
 
 use crate::audit::Audit;
-use crate::backend::{Backend, KeyStore};
 use crate::error::Failure;
 use crate::session::SessionTable;
+use crate::storage::{Backend, KeyStore};
 use crate::sync::{Budget, FairGate, guard};
 use crate::timer::{BootInstant, LockReason, LockTimers};
 use avp_protocol::{Limits, VaultState};

@@ -1,9 +1,9 @@
 //! The conformance suite over every backend in the tree that needs no external service.
 
-use avp_agent::backend::conformance::Subject;
-use avp_agent::backend::local::LocalBackend;
-use avp_agent::backend::{BackendSettings, MemoryBackend};
-use avp_agent::vault::disk::DiskVault;
+use avp_agent::storage::conformance::Subject;
+use avp_agent::storage::local::disk::DiskVault;
+use avp_agent::storage::served::Served;
+use avp_agent::storage::{BackendSettings, MemoryBackend};
 use avp_protocol::{ExpiryChange, Passphrase};
 
 mod memory {
@@ -18,7 +18,7 @@ fn vault(settings: BackendSettings) -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
     let (disk, store) =
         DiskVault::create(dir.path(), &Passphrase::new("pw"), 10, settings).expect("create vault");
-    Subject::with_guard(Box::new(LocalBackend::new("vault", store, disk)), dir)
+    Subject::with_guard(Box::new(Served::new("vault", store, disk)), dir)
 }
 
 mod vault {
@@ -29,7 +29,7 @@ mod vault {
 /// replayed from the journal and compared.
 #[test]
 fn the_vault_reloads_to_the_same_state() {
-    use avp_agent::backend::Backend;
+    use avp_agent::storage::Backend;
     use avp_protocol::{Labels, SecretName, Timestamp, WorkspaceId};
     let dir = tempfile::tempdir().expect("temp dir");
     let pass = Passphrase::new("pw");
@@ -38,7 +38,7 @@ fn the_vault_reloads_to_the_same_state() {
     let ws = WorkspaceId::new("w").unwrap();
     {
         let (disk, store) = DiskVault::create(dir.path(), &pass, 10, settings).unwrap();
-        let backend = LocalBackend::new("vault", store, disk);
+        let backend = Served::new("vault", store, disk);
         for i in 0..30u32 {
             let name = SecretName::new(format!("k{}", i % 7)).unwrap();
             let value = avp_protocol::SecretValue::from_slice(&i.to_be_bytes());

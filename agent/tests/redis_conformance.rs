@@ -11,9 +11,9 @@
 #[path = "../../tests/src/redis.rs"]
 mod redis_server;
 
-use avp_agent::backend::conformance::Subject;
-use avp_agent::backend::redis::RedisKeyStore;
-use avp_agent::backend::{Backend, BackendError, BackendSettings, KeyStore};
+use avp_agent::storage::conformance::Subject;
+use avp_agent::storage::redis::RedisKeyStore;
+use avp_agent::storage::{Backend, BackendError, BackendSettings, KeyStore};
 use avp_protocol::{
     ErrorCode, ExpiryChange, Labels, Passphrase, SecretName, SecretValue, Timestamp, WorkspaceId,
 };
@@ -293,8 +293,8 @@ fn a_cold_listing_of_thousands_is_decrypted_once() {
 
 #[test]
 fn write_scripts_compare_and_set_and_are_idempotent() {
-    use avp_agent::backend::redis::keys::KeyNames;
-    use avp_agent::backend::redis::scripts::{self, Outcome, Put};
+    use avp_agent::storage::redis::keys::KeyNames;
+    use avp_agent::storage::redis::scripts::{self, Outcome, Put};
     let server = RedisServer::start();
     let client = ::redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_connection().unwrap();

@@ -3,6 +3,7 @@
 //! branch on it without parsing text. No message ever contains a secret value or a
 //! passphrase.
 
+use crate::duration_text::DurationText;
 use avp_protocol::{ErrorCode, ErrorResponse, FrameError, ValidationError};
 use std::io;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Nothing listens on the socket (no file, or a stale file nobody accepts on).
     #[error("no agent answers on {} ({}) — {START_AGENT_HINT}", socket.display(), connect_reason(source))]
@@ -49,7 +51,7 @@ pub enum Error {
     #[error(
         "the agent on {} did not answer within {} — check that it is not stopped or hung",
         socket.display(),
-        humantime::format_duration(*after)
+        DurationText(*after)
     )]
     Timeout {
         /// The socket of the agent that is not answering.
@@ -199,6 +201,7 @@ impl Error {
 
 /// Why a socket is not trusted ([`Error::UntrustedSocket`]). Uids are effective uids.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Untrusted {
     /// The process serving the socket runs as `uid` (from `SO_PEERCRED`), not as us.
     PeerUid {

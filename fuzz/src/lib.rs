@@ -12,8 +12,8 @@
 //! turned off (`Settings::passphrase_backoff`), so it costs the fuzzer no real time.
 
 use avp_agent::audit::Peer;
-use avp_agent::backend::{Backend, BackendError, BackendSettings, KeyStore, MemoryBackend};
 use avp_agent::state::{AgentState, Settings};
+use avp_agent::storage::{Backend, BackendError, BackendSettings, KeyStore, MemoryBackend};
 use avp_protocol::{Passphrase, Request, Response, SessionId, WorkspaceId, frame};
 use std::sync::{Arc, Mutex};
 use std::io::{Read, Write};

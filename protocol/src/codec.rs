@@ -27,6 +27,7 @@ const CHARGED: Configuration<LittleEndian, Fixint, NoLimit> =
 
 /// Why a payload could not be turned into a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The bytes are not a message at all; the connection cannot be trusted any further.
     #[error("undecodable payload")]
@@ -39,6 +40,7 @@ pub enum DecodeError {
 
 /// Why a message could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The encoded message would exceed the maximum frame length, or the decoder's
     /// fixed-width accounting of it would.

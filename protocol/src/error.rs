@@ -7,6 +7,7 @@ use std::str::FromStr;
 /// Every error code avp answers with. The string forms are those of the AVP specification
 /// plus this project's own; they appear verbatim on every surface (wire, CLI, JSON, audit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// A passphrase was wrong, or a secret could not be authenticated.
     AuthenticationFailed,

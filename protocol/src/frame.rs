@@ -23,6 +23,7 @@ pub type FrameBuf = Zeroizing<Vec<u8>>;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix exceeds [`MAX_FRAME_LEN`]; nothing was allocated.
     #[error("frame of {0} bytes exceeds the 1 MiB limit")]

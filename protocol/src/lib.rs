@@ -10,6 +10,8 @@
 //! - [`codec`]: the only place that knows the payload is bincode; always byte-limited.
 //! - [`frame`]: 4-byte big-endian length prefix, the 1 MiB cap enforced before allocating,
 //!   and blocking and async read/write helpers that tell *incomplete* from *invalid*.
+//! - [`socket_path`]: where the agent's socket is (`AVP_SOCK`, then the XDG default), the
+//!   one rule the agent and the clients share.
 //!
 //! The protocol version is one explicit constant, [`PROTOCOL_VERSION`]; the first exchange
 //! on every connection is [`Request::Hello`].
@@ -19,9 +21,12 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+#[cfg(doctest)]
+mod non_exhaustive;
 pub mod request;
 pub mod response;
 pub mod secret;
+pub mod socket_path;
 pub mod types;
 
 pub use error::{ErrorCode, ErrorResponse};

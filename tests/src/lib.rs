@@ -2,7 +2,7 @@
 //! temporary socket, vault directory and audit log, and talks to it over the real socket.
 //!
 //! The binaries are found next to the test executable (`target/<profile>/`); `cargo test
-//! --workspace` builds them first because the agent and client packages have integration
+//! --workspace` builds them first because the agent and CLI packages have integration
 //! tests of their own. `AVP_AGENT_BIN` / `AVP_BIN` override the paths.
 
 pub mod cli;

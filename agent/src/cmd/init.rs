@@ -1,8 +1,8 @@
 //! INIT: create the vault and leave it unlocked.
 
-use crate::backend::{DEFAULT_WORK_FACTOR, MAX_UNLOCK_WORK_FACTOR, MIN_WORK_FACTOR};
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
+use crate::storage::{DEFAULT_WORK_FACTOR, MAX_UNLOCK_WORK_FACTOR, MIN_WORK_FACTOR};
 use avp_protocol::{ErrorCode, Passphrase, Response};
 
 pub fn run(state: &AgentState, passphrase: Passphrase, work_factor: Option<u8>) -> Outcome {

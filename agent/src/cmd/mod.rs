@@ -17,9 +17,9 @@ mod terminate;
 mod unlock;
 
 use crate::audit::Peer;
-use crate::backend::Backend;
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
+use crate::storage::Backend;
 use crate::timer::BootInstant;
 use avp_protocol::{ErrorCode, Request, Response, SecretName, SessionId, WorkspaceId};
 use std::sync::Arc;

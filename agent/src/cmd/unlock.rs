@@ -12,9 +12,9 @@
 //! (FIFO) lock, so a right passphrase is not starved: it waits for the attempts queued
 //! before it — one, when a single client guesses in a loop — plus its own backoff.
 
-use crate::backend::BackendError;
 use crate::error::Outcome;
 use crate::state::AgentState;
+use crate::storage::BackendError;
 use crate::sync::GateGuard;
 use crate::sync::guard;
 use avp_protocol::{Passphrase, Response};

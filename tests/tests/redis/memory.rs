@@ -102,7 +102,7 @@ fn redis_backend_keys_and_metadata_stay_in_locked_memory_and_go_at_lock() {
         "redis-cli ends its output with a newline"
     );
     let identity =
-        avp_agent::vault::crypto::unwrap_identity(&wrapped, &Passphrase::new(&passphrase))
+        avp_agent::storage::crypto::unwrap_identity(&wrapped, &Passphrase::new(&passphrase))
             .expect("the test unwraps the vault identity");
     let secret_text = identity.to_string().expose_secret().to_owned();
     let scalar = bech32_bytes(&secret_text);

@@ -4,7 +4,7 @@
 //! unlock with `INTEGRITY_ERROR` or `AUTHENTICATION_FAILED`, be left byte for byte as it was,
 //! and the agent must keep running and unlock the repaired vault.
 //!
-//! One exception is by design (vault/journal.rs): the journal cut short looks exactly like a
+//! One exception is by design (storage/local/journal.rs): the journal cut short looks exactly like a
 //! crash in the middle of an append, so it unlocks with the writes before the cut — each of
 //! them intact — and still writes nothing.
 //!

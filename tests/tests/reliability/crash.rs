@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 /// Names the trials write: few, so STORE, ROTATE and DELETE keep meeting the same secrets.
 const NAMES: usize = 24;
 /// The journal is folded into a snapshot after this many entries.
-const COMPACT_AFTER_ENTRIES: usize = avp_agent::vault::disk::COMPACT_AFTER_ENTRIES as usize;
+const COMPACT_AFTER_ENTRIES: usize =
+    avp_agent::storage::local::disk::COMPACT_AFTER_ENTRIES as usize;
 
 /// What the acknowledged answers say each secret holds: current version and value.
 type Model = BTreeMap<String, (u32, Vec<u8>)>;

@@ -1,8 +1,8 @@
 //! Agents and vaults for the measurements: a release agent on temporary paths, and vaults
 //! pre-filled through the agent's own library (one snapshot write instead of N fsyncs).
 
-use avp_agent::backend::BackendSettings;
-use avp_agent::vault::disk::DiskVault;
+use avp_agent::storage::BackendSettings;
+use avp_agent::storage::local::disk::DiskVault;
 use avp_protocol::{
     ExpiryChange, Labels, Passphrase, Request, Response, SecretName, SecretValue, SessionId,
     Timestamp, WorkspaceId, frame,

@@ -1,6 +1,8 @@
 //! Storage backends. The agent handles sessions and authorization; a backend carries the AVP
-//! operations keyed by workspace and enforces every rule of PROTOCOL.md §9.2–§9.7 and §10 below the session
-//! layer (versions, labels, expiry, pagination, limits).
+//! operations keyed by workspace and applies every rule of PROTOCOL.md §9.2–§9.7 and §10 below the session
+//! layer (versions, labels, expiry, pagination, limits) by calling [`crate::rules`], which
+//! decides them; a backend only loads, seals and persists. Storage never sees sessions:
+//! nothing here imports the layers above it (checked by `agent/tests/layers.rs`).
 //!
 //! Two traits split the job:
 //! - [`KeyStore`]: where the passphrase-wrapped identity and the encrypted records live
@@ -9,20 +11,31 @@
 //! - [`Backend`]: an unlocked store serving the AVP operations. Dropping it wipes every
 //!   plaintext it holds; that is how the agent locks.
 //!
-//! Built by one factory, [`open_key_store`]. Modules: [`local`] (the shared implementation
-//! of the backends served from memory, and [`local::MemoryBackend`] for tests), [`vault`]
-//! (the age vault on disk), [`redis`] (a vault shared through a Redis server; cargo feature
-//! `redis`), [`conformance`] (the reusable rule suite every backend runs), [`page`] (the
-//! LIST page cut both backends share).
+//! Built by one factory, [`open_key_store`]. Modules:
+//! - [`local`]: the age vault in a local directory (`--backend vault`).
+//! - [`redis`]: a vault shared through a Redis server (cargo feature `redis`).
+//! - [`index`]: the in-memory index of secrets, values in locked memory, that the local and
+//!   memory backends serve from.
+//! - [`served`]: the backend over an [`index::SecretStore`], persisted by a [`served::Persist`].
+//! - [`memory`]: the in-memory backend (no persistence), for tests and fuzzing.
+//! - [`crypto`]: age — the passphrase-wrapped identity and record encryption, which both
+//!   the local and the Redis vault use; [`codec`]: their bounded bincode record encoding.
+//! - `conformance` (cargo feature `testing`): the rule suite every backend runs.
 
+pub mod codec;
+#[cfg(feature = "testing")]
 pub mod conformance;
+pub mod crypto;
+pub mod index;
 pub mod local;
-pub mod page;
+pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
-pub mod vault;
+pub mod served;
 
-pub use local::MemoryBackend;
+pub use memory::MemoryBackend;
+
+use crate::rules::RuleError;
 
 use avp_protocol::{
     ErrorCode, ExpiryChange, HistoryResult, Labels, Limits, ListPage, Passphrase, RotateResult,
@@ -98,9 +111,16 @@ impl BackendError {
     }
 }
 
-/// Why a STORE setting an expiry at or before now is refused, and what to do instead.
-pub const PAST_EXPIRY: &str =
-    "expires_at is in the past: give a future time, or keep or clear the expiry";
+impl From<RuleError> for BackendError {
+    fn from(err: RuleError) -> Self {
+        match err {
+            RuleError::NotFound => Self::NotFound,
+            RuleError::ValueTooLarge => Self::ValueTooLarge,
+            RuleError::CapacityExceeded => Self::CapacityExceeded,
+            RuleError::InvalidRequest(why) => Self::InvalidRequest(why),
+        }
+    }
+}
 
 /// Counters for STATUS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -114,7 +134,7 @@ pub struct Counts {
 /// Settings every backend honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendSettings {
-    /// Versions kept per secret (PROTOCOL.md §9.3: default 10, at least 1).
+    /// Versions kept per secret (contract default 10, at least 1).
     pub history: usize,
     /// The limits to enforce.
     pub limits: Limits,
@@ -131,10 +151,11 @@ impl Default for BackendSettings {
 
 /// An unlocked store serving the AVP operations for every workspace.
 ///
-/// Rules every implementation follows (the [`conformance`] suite checks each):
+/// Rules every implementation follows (decided by [`crate::rules`]; the conformance suite
+/// checks each):
 /// - `store`: creates (`created`, version 1) or adds version old+1 keeping `created_at`;
 ///   `labels: None` keeps, `Some(empty)` clears; `expires_at` keeps, sets or clears, and a
-///   time set at or before `now` is `InvalidRequest` ([`PAST_EXPIRY`]). Value size and the
+///   time set at or before `now` is `InvalidRequest` ([`crate::rules::PAST_EXPIRY`]). Value size and the
 ///   per-workspace count are enforced here.
 /// - The last `history` versions are retained; older ones are dropped.
 /// - An expired secret (`expires_at <= now`) is invisible to every operation and counts as
@@ -256,8 +277,8 @@ pub const MAX_UNLOCK_WORK_FACTOR: u8 = 22;
 /// Which backend the agent uses.
 #[derive(Clone, PartialEq, Eq)]
 pub enum BackendConfig {
-    /// The age vault in a directory.
-    Vault {
+    /// The age vault in a local directory.
+    Local {
         /// The vault directory.
         dir: PathBuf,
     },
@@ -272,7 +293,7 @@ pub enum BackendConfig {
 impl std::fmt::Debug for BackendConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Vault { dir } => f.debug_struct("Vault").field("dir", dir).finish(),
+            Self::Local { dir } => f.debug_struct("Local").field("dir", dir).finish(),
             #[cfg(feature = "redis")]
             Self::Redis { .. } => f.write_str("Redis { url: [REDACTED] }"),
         }
@@ -287,7 +308,7 @@ pub fn open_key_store(
     settings: BackendSettings,
 ) -> Result<Box<dyn KeyStore>, BackendError> {
     match config {
-        BackendConfig::Vault { dir } => Ok(Box::new(vault::VaultKeyStore::open(dir, settings)?)),
+        BackendConfig::Local { dir } => Ok(Box::new(local::LocalKeyStore::open(dir, settings)?)),
         #[cfg(feature = "redis")]
         BackendConfig::Redis { url } => Ok(Box::new(redis::RedisKeyStore::open(url, settings)?)),
     }

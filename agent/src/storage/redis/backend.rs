@@ -12,7 +12,7 @@ use super::conn::Redis;
 use super::keys::{self, KeyNames, SecretKeys, WorkspaceKeys};
 use super::record::{Meta, Sealer, ValueHome};
 use super::scripts::{self, Changes, Records};
-use crate::backend::{Backend, BackendError, BackendSettings, Counts};
+use crate::storage::{Backend, BackendError, BackendSettings, Counts};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,
     StoreResult, Timestamp, VersionInfo, WorkspaceId,

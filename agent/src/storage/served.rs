@@ -1,4 +1,4 @@
-//! The backends that serve from process memory — the age vault and the in-memory test
+//! The backends that serve from process memory — the local age vault and the in-memory
 //! backend — share this one implementation of [`Backend`]: a [`SecretStore`] behind a
 //! reader-writer lock, and a [`Persist`] step that makes each change durable before it is
 //! applied.
@@ -7,9 +7,9 @@
 //! nobody else can change; readers only ever take the read lock, held for a lookup and a
 //! copy, so a write's `fdatasync` never stalls a RETRIEVE.
 
-use super::{Backend, BackendError, BackendSettings, Counts};
+use super::index::{Change, SecretStore};
+use super::{Backend, BackendError, Counts};
 use crate::sync::guard;
-use crate::vault::store::{Change, SecretStore};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,
     StoreResult, Timestamp, WorkspaceId,
@@ -25,25 +25,15 @@ pub trait Persist: Send {
     fn after_write(&mut self, _store: &SecretStore, _now: Timestamp) {}
 }
 
-/// Nothing to persist: the in-memory backend.
-#[derive(Debug, Default)]
-pub struct Volatile;
-
-impl Persist for Volatile {
-    fn persist(&mut self, _change: &Change) -> Result<(), BackendError> {
-        Ok(())
-    }
-}
-
 /// A [`SecretStore`] served from memory, persisted by `P`.
 #[derive(Debug)]
-pub struct LocalBackend<P> {
+pub struct Served<P> {
     name: &'static str,
     store: RwLock<SecretStore>,
     persist: Mutex<P>,
 }
 
-impl<P: Persist> LocalBackend<P> {
+impl<P: Persist> Served<P> {
     /// Serves `store` (already loaded), persisting through `persist`.
     pub fn new(name: &'static str, store: SecretStore, persist: P) -> Self {
         Self {
@@ -88,21 +78,7 @@ impl<P: Persist> LocalBackend<P> {
     }
 }
 
-/// The in-memory backend: every rule, no persistence. For tests and the conformance suite.
-pub type MemoryBackend = LocalBackend<Volatile>;
-
-impl MemoryBackend {
-    /// An empty in-memory backend.
-    pub fn in_memory(settings: BackendSettings) -> Self {
-        Self::new(
-            "memory",
-            SecretStore::new(settings.history, settings.limits),
-            Volatile,
-        )
-    }
-}
-
-impl<P: Persist> Backend for LocalBackend<P> {
+impl<P: Persist> Backend for Served<P> {
     fn name(&self) -> &'static str {
         self.name
     }

@@ -1,8 +1,8 @@
 //! The writes of [`RedisBackend`]: STORE, ROTATE, DELETE and the purge of expired secrets.
 //!
 //! Each is a loop of read → decide → encrypt → compare-and-set (see `scripts`). The decision
-//! follows the same rules as the vault's `SecretStore::plan_*`; only where the state comes
-//! from differs. A write is acknowledged only after the script has returned `ok` from
+//! is [`crate::rules::write`]'s, as for every backend; only where the state comes from
+//! differs. A write is acknowledged only after the script has returned `ok` from
 //! Redis, i.e. after Redis applied it (and, with `appendfsync always`, logged it to disk).
 
 use super::backend::RedisBackend;
@@ -10,7 +10,8 @@ use super::cache::Cached;
 use super::keys::{self, WorkspaceKeys};
 use super::record::{Meta, ValueHome, VersionRef};
 use super::scripts::{self, Outcome, Position, Put};
-use crate::backend::{BackendError, PAST_EXPIRY};
+use crate::rules::write::{self as rules, Head, Live};
+use crate::storage::BackendError;
 use avp_protocol::{
     ExpiryChange, Labels, RotateResult, SecretName, SecretValue, StoreResult, Timestamp,
     WorkspaceId,
@@ -26,15 +27,6 @@ const MAX_ATTEMPTS: u32 = 100;
 const PURGE_PER_WRITE: usize = 16;
 /// Without a current listing, one write in this many looks for expired secrets.
 const PURGE_REFRESH_EVERY: u64 = 64;
-
-/// The resolved fields of the version a write creates.
-#[derive(Debug)]
-struct Head {
-    version: u32,
-    created_at: Timestamp,
-    labels: Labels,
-    expires_at: Option<Timestamp>,
-}
 
 fn contention() -> BackendError {
     BackendError::Unavailable(
@@ -53,21 +45,17 @@ fn back_off(attempt: u32) {
     ));
 }
 
-fn next_version(meta: &Meta) -> Result<u32, BackendError> {
-    meta.current()
-        .number
-        .checked_add(1)
-        .ok_or(BackendError::CapacityExceeded)
+/// What the rules see of a live secret.
+fn as_live(meta: &Meta) -> Live<'_> {
+    Live {
+        version: meta.current().number,
+        created_at: meta.created_at,
+        labels: &meta.labels,
+        expires_at: meta.expires_at,
+    }
 }
 
 impl RedisBackend {
-    fn check_value(&self, value: &SecretValue) -> Result<(), BackendError> {
-        if value.len() > self.settings.limits.max_secret_value_length as usize {
-            return Err(BackendError::ValueTooLarge);
-        }
-        Ok(())
-    }
-
     /// STORE (PROTOCOL.md §9.2): a new secret at version 1, or version old+1 keeping
     /// `created_at`, and labels and expiry unless changed.
     pub(super) fn store_version(
@@ -79,28 +67,22 @@ impl RedisBackend {
         expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<StoreResult, BackendError> {
-        self.check_value(value)?;
-        if expires_at.is_past(now) {
-            return Err(BackendError::InvalidRequest(PAST_EXPIRY));
-        }
-        let (head, _) = self.put_version(workspace, name, value, now, |live| {
-            Ok(match live {
-                Some(meta) => Head {
-                    version: next_version(meta)?,
-                    created_at: meta.created_at,
-                    labels: labels.clone().unwrap_or_else(|| meta.labels.clone()),
-                    expires_at: expires_at.apply(meta.expires_at),
-                },
-                None => Head {
-                    version: 1,
-                    created_at: now,
-                    labels: labels.clone().unwrap_or_default(),
-                    expires_at: expires_at.apply(None),
-                },
-            })
+        let limits = self.settings.limits;
+        // Refuse what no state could make acceptable before any round trip to Redis.
+        rules::check_store(limits, value.len(), expires_at, now)?;
+        let (head, _) = self.put_version(workspace, name, value, now, |meta| {
+            let live = meta.map(as_live);
+            Ok(rules::store(
+                limits,
+                live,
+                value.len(),
+                labels.clone(),
+                expires_at,
+                now,
+            )?)
         })?;
         Ok(StoreResult {
-            created: head.version == 1,
+            created: head.creates(),
             version: head.version,
             created_at: head.created_at,
             updated_at: now,
@@ -115,15 +97,10 @@ impl RedisBackend {
         value: &SecretValue,
         now: Timestamp,
     ) -> Result<RotateResult, BackendError> {
-        let (head, previous) = self.put_version(workspace, name, value, now, |live| {
-            let meta = live.ok_or(BackendError::NotFound)?;
-            self.check_value(value)?;
-            Ok(Head {
-                version: next_version(meta)?,
-                created_at: meta.created_at,
-                labels: meta.labels.clone(),
-                expires_at: meta.expires_at,
-            })
+        let limits = self.settings.limits;
+        let (head, previous) = self.put_version(workspace, name, value, now, |meta| {
+            let (head, _) = rules::rotate(limits, meta.map(as_live), value.len())?;
+            Ok(head)
         })?;
         Ok(RotateResult {
             previous_version: previous.ok_or(BackendError::NotFound)?,
@@ -159,7 +136,7 @@ impl RedisBackend {
                 Some(meta) => {
                     let mut versions = meta.versions.clone();
                     versions.push(added);
-                    let excess = versions.len().saturating_sub(self.settings.history.max(1));
+                    let excess = rules::excess(versions.len(), self.settings.history);
                     let dropped: Vec<String> = versions.drain(..excess).map(|v| v.tag).collect();
                     (versions, dropped, false)
                 }
@@ -236,7 +213,8 @@ impl RedisBackend {
             let Some(loaded) = self.load(&ws, &secret, false)? else {
                 return Ok(false);
             };
-            let was_live = !loaded.meta.expired(now);
+            let was_live =
+                rules::delete((!loaded.meta.expired(now)).then(|| as_live(&loaded.meta)));
             let outcome = self
                 .redis
                 .run(|conn, retry| scripts::delete(conn, &ws, &secret, &loaded.current, retry))?;

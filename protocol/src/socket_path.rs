@@ -1,4 +1,5 @@
-//! Where the agent's socket is (PROTOCOL.md §2.1): an explicit path wins, then `AVP_SOCK`, then
+//! Where the agent's socket is (PROTOCOL.md §2.1), the one copy of the rule that the agent
+//! and every client share: an explicit path wins, then `AVP_SOCK`, then
 //! `$XDG_RUNTIME_DIR/avp/agent.sock` when `XDG_RUNTIME_DIR` is set and absolute, else
 //! `/tmp/avp-$UID/agent.sock`.
 
@@ -16,7 +17,7 @@ pub fn resolve(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The default socket for this process's environment.
+/// The default socket for this process's environment and real uid.
 pub fn default_socket() -> PathBuf {
     resolve(None)
 }

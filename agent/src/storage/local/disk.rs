@@ -29,15 +29,14 @@
 //! Reads never write: loading leaves every file as it found it, and a vault that fails to
 //! decrypt or authenticate is reported, never repaired or overwritten.
 
-use super::crypto::{self, MAX_IDENTITY_FILE};
 use super::journal::{self, Journal, ScanError};
-use super::locked::LockedBuf;
-use super::record::{
-    self, JournalEntry, MAX_RECORD_LEN, Op, SNAPSHOT_MAGIC, SnapshotHeader, VaultId,
-};
-use super::store::{Change, SecretStore};
-use crate::backend::{BackendError, BackendSettings};
+use super::record::{self, JournalEntry, Op, SNAPSHOT_MAGIC, SnapshotHeader, VaultId};
 use crate::fsutil;
+use crate::locked::LockedBuf;
+use crate::storage::codec::{self, MAX_RECORD_LEN};
+use crate::storage::crypto::{self, MAX_IDENTITY_FILE};
+use crate::storage::index::{Change, SecretStore};
+use crate::storage::{BackendError, BackendSettings};
 use age::{DecryptError, Decryptor, Encryptor};
 use avp_protocol::{Passphrase, Timestamp};
 use std::fs::{self, File};
@@ -196,7 +195,7 @@ impl DiskVault {
             seq: self.journal.entries(),
             op: Op::from_change(change),
         };
-        record::encode_into(&entry, &mut self.scratch).map_err(io_err("encoding a record"))?;
+        codec::encode_into(&entry, &mut self.scratch).map_err(io_err("encoding a record"))?;
         let sealed = crypto::encrypt(&self.recipient, self.scratch.as_slice())?;
         self.journal
             .append(&sealed)
@@ -313,7 +312,7 @@ mod erased {
     }
     impl<T: serde::Serialize> Record for T {
         fn encode(&self, buf: &mut LockedBuf) -> std::io::Result<()> {
-            super::record::encode_into(self, buf)
+            crate::storage::codec::encode_into(self, buf)
         }
     }
 }
@@ -378,14 +377,14 @@ fn load_snapshot(
         .map_err(|err| decrypt_failure(&err))?;
     let header: SnapshotHeader = {
         read_record(&mut reader, scratch)?.ok_or_else(corrupt_snapshot)?;
-        record::decode(scratch.as_slice()).map_err(|_| corrupt_snapshot())?
+        codec::decode(scratch.as_slice()).map_err(|_| corrupt_snapshot())?
     };
     if header.magic != SNAPSHOT_MAGIC {
         return Err(corrupt_snapshot());
     }
     for _ in 0..header.records {
         read_record(&mut reader, scratch)?.ok_or_else(corrupt_snapshot)?;
-        let op: Op<'_> = record::decode(scratch.as_slice()).map_err(|_| corrupt_snapshot())?;
+        let op: Op<'_> = codec::decode(scratch.as_slice()).map_err(|_| corrupt_snapshot())?;
         let (meta, value) = record::put_meta(&op).ok_or_else(corrupt_snapshot)?;
         store
             .apply_put(&meta, value)
@@ -445,7 +444,7 @@ fn replay_entry(
         )
     };
     let plain = crypto::decrypt(body, identity).map_err(|_| corrupt())?;
-    let entry: JournalEntry<'_> = record::decode(plain.as_slice()).map_err(|_| corrupt())?;
+    let entry: JournalEntry<'_> = codec::decode(plain.as_slice()).map_err(|_| corrupt())?;
     if entry.vault_id != header.vault_id
         || entry.generation != header.generation
         || entry.seq != seq
@@ -488,7 +487,7 @@ pub fn change_passphrase(
     let wrapped = read_identity_file(dir)?;
     let identity = crypto::unwrap_identity(&wrapped, old)?;
     let work_factor =
-        crypto::identity_work_factor(&wrapped).unwrap_or(crate::backend::DEFAULT_WORK_FACTOR);
+        crypto::identity_work_factor(&wrapped).unwrap_or(crate::storage::DEFAULT_WORK_FACTOR);
     let rewrapped = crypto::wrap_identity(&identity, new, work_factor)?;
     fsutil::write_atomic(&dir.join(IDENTITY_FILE), &rewrapped)
         .map_err(io_err("writing identity.age"))

@@ -1,11 +1,11 @@
-//! The age vault backend: a vault directory (see [`crate::vault::disk`]) owned by this
-//! agent alone, served from locked memory.
+//! The local backend: a vault directory (see [`super::disk`]) owned by this agent alone,
+//! served from locked memory.
 
-use super::local::{LocalBackend, Persist};
-use super::{Backend, BackendError, BackendSettings, KeyStore};
+use super::disk::{self, DiskVault};
 use crate::fsutil::{self, LockError, LockFile};
-use crate::vault::disk::{self, DiskVault};
-use crate::vault::store::{Change, SecretStore};
+use crate::storage::index::{Change, SecretStore};
+use crate::storage::served::{Persist, Served};
+use crate::storage::{Backend, BackendError, BackendSettings, KeyStore};
 use avp_protocol::{Passphrase, Timestamp};
 use std::path::{Path, PathBuf};
 
@@ -14,13 +14,13 @@ pub const LOCK_FILE: &str = ".lock";
 
 /// A vault directory, locked for this agent for as long as the value lives.
 #[derive(Debug)]
-pub struct VaultKeyStore {
+pub struct LocalKeyStore {
     dir: PathBuf,
     settings: BackendSettings,
     _lock: LockFile,
 }
 
-impl VaultKeyStore {
+impl LocalKeyStore {
     /// Creates `dir` (0700) if needed, checks it is private, and takes its lock. A second
     /// agent on the same directory fails here with a message naming the first.
     pub fn open(dir: &Path, settings: BackendSettings) -> Result<Self, BackendError> {
@@ -70,10 +70,10 @@ impl Persist for DiskVault {
 }
 
 fn serve(vault: DiskVault, store: SecretStore) -> Box<dyn Backend> {
-    Box::new(LocalBackend::new("vault", store, vault))
+    Box::new(Served::new("vault", store, vault))
 }
 
-impl KeyStore for VaultKeyStore {
+impl KeyStore for LocalKeyStore {
     fn name(&self) -> &'static str {
         "vault"
     }

@@ -12,9 +12,9 @@
 //! lock, so none is dropped while it is held.
 
 use super::record::Meta;
-use crate::backend::BackendError;
+use crate::locked::{LockedArena, Slot};
+use crate::storage::BackendError;
 use crate::sync::guard;
-use crate::vault::locked::{LockedArena, Slot};
 use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -109,7 +109,7 @@ impl Drop for LockedMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::redis::record::VersionRef;
+    use crate::storage::redis::record::VersionRef;
     use avp_protocol::{Labels, SecretName, Timestamp, WorkspaceId};
 
     #[test]

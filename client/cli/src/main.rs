@@ -11,11 +11,11 @@ mod generate;
 mod harden;
 mod input;
 mod jsonfile;
+mod lock_commands;
 mod output;
 mod run;
 mod secrets;
 mod transfer;
-mod vault;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
@@ -25,12 +25,12 @@ use std::process::ExitCode;
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Init(args) => vault::init(ctx, args),
-        Command::Unlock(args) => vault::unlock(ctx, args),
-        Command::Lock => vault::lock(ctx),
-        Command::Passwd(args) => vault::passwd(ctx, args),
-        Command::Status => vault::status(ctx),
-        Command::Discover => vault::discover(ctx),
+        Command::Init(args) => lock_commands::init(ctx, args),
+        Command::Unlock(args) => lock_commands::unlock(ctx, args),
+        Command::Lock => lock_commands::lock(ctx),
+        Command::Passwd(args) => lock_commands::passwd(ctx, args),
+        Command::Status => lock_commands::status(ctx),
+        Command::Discover => lock_commands::discover(ctx),
         Command::Set(args) => secrets::set(ctx, args),
         Command::Get(args) => secrets::get(ctx, args),
         Command::Ls(args) => secrets::ls(ctx, args),

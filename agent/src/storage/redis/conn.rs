@@ -13,7 +13,7 @@
 //! When no connection can be made, the error is `BACKEND_UNAVAILABLE` at once, and the next
 //! operation tries again — the agent never holds on to a dead link.
 
-use crate::backend::BackendError;
+use crate::storage::BackendError;
 use crate::sync::guard;
 use ::redis::{Client, Connection, ConnectionAddr, ErrorKind, RedisError, RedisResult};
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
-//! The plaintext record formats inside the vault's age files, and the one place that knows
-//! they are bincode. Records are encoded into, and decoded from, locked buffers; a value is
-//! borrowed from the buffer while decoding, never copied into an ordinary `Vec`.
+//! The plaintext record formats inside the vault's age files. They are encoded and decoded
+//! by [`crate::storage::codec`], into and from locked buffers; a value is borrowed from the
+//! buffer while decoding, never copied into an ordinary `Vec`.
 //!
 //! - A snapshot is `[u32 BE length][SnapshotHeader]` followed by `records` times
 //!   `[u32 BE length][Op::Put]`.
@@ -11,19 +11,9 @@
 //! replayed over a newer snapshot, dropped from the middle or reordered without unlock
 //! failing with `INTEGRITY_ERROR`.
 
-use super::locked::LockedBuf;
-use super::store::{Change, PutMeta};
+use crate::storage::index::{Change, PutMeta};
 use avp_protocol::{Labels, SecretName, Timestamp, WorkspaceId};
-use bincode::config::{Configuration, Limit};
 use serde::{Deserialize, Serialize};
-use std::io;
-
-/// Longest record accepted: a maximum value plus maximum labels, with room to spare.
-pub const MAX_RECORD_LEN: usize = 1 << 20;
-
-type Config =
-    Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_RECORD_LEN>>;
-const CONFIG: Config = bincode::config::standard().with_limit::<MAX_RECORD_LEN>();
 
 /// Identifies the snapshot format.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"avpsnap1";
@@ -117,33 +107,6 @@ pub struct JournalEntry<'a> {
     pub op: Op<'a>,
 }
 
-/// Encodes `record` into `buf`, resized to the exact length.
-pub fn encode_into<T: Serialize>(record: &T, buf: &mut LockedBuf) -> io::Result<()> {
-    let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(record, &mut size, CONFIG).map_err(invalid)?;
-    buf.resize(size.bytes_written)?;
-    let written =
-        bincode::serde::encode_into_slice(record, buf.as_mut_slice(), CONFIG).map_err(invalid)?;
-    if written != size.bytes_written {
-        return Err(invalid("record size changed while encoding"));
-    }
-    Ok(())
-}
-
-/// Decodes one whole record from `bytes`, borrowing byte strings from it.
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> io::Result<T> {
-    match bincode::serde::borrow_decode_from_slice::<T, _>(bytes, CONFIG) {
-        Ok((record, used)) if used == bytes.len() => Ok(record),
-        Ok(_) => Err(invalid("trailing bytes after a record")),
-        Err(err) => Err(invalid(err)),
-    }
-}
-
-fn invalid(err: impl ToString) -> io::Error {
-    // bincode's messages describe structure only (lengths, tags), never field contents.
-    io::Error::new(io::ErrorKind::InvalidData, err.to_string())
-}
-
 /// The resolved metadata of a stored `Put`.
 pub fn put_meta<'a>(op: &Op<'a>) -> Option<(PutMeta, &'a [u8])> {
     match op {
@@ -175,6 +138,8 @@ pub fn put_meta<'a>(op: &Op<'a>) -> Option<(PutMeta, &'a [u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::locked::LockedBuf;
+    use crate::storage::codec::{decode, encode_into};
 
     #[test]
     fn entries_round_trip_with_borrowed_values() {

@@ -1,4 +1,4 @@
-//! Vault and agent commands: `init`, `unlock`, `lock`, `passwd`, `status`, `discover`.
+//! Lock-state and agent commands: `init`, `unlock`, `lock`, `passwd`, `status`, `discover`.
 
 use crate::cli::{InitArgs, PassphraseArgs};
 use crate::context::Ctx;

@@ -1,6 +1,6 @@
 //! The records stored in Redis and their encryption. Each is one age file encrypted to the
 //! vault's X25519 recipient, whose plaintext is a bincode [`Envelope`] (see
-//! [`crate::vault::record`] for the codec and its limits):
+//! [`crate::storage::codec`] for the codec and its limits):
 //!
 //! - a **metadata record** per secret: workspace, name, labels, times, expiry and the list
 //!   of retained versions (number, time, tag) — everything LIST and HISTORY need, no value;
@@ -12,10 +12,10 @@
 //! with the wrong secret. What is not detected is a rollback of a whole secret to an older
 //! state captured earlier — the same limit as restoring an old copy of a vault directory.
 
-use crate::backend::BackendError;
-use crate::vault::crypto;
-use crate::vault::locked::LockedBuf;
-use crate::vault::record::{decode, encode_into};
+use crate::locked::LockedBuf;
+use crate::storage::BackendError;
+use crate::storage::codec::{decode, encode_into};
+use crate::storage::crypto;
 use age::secrecy::ExposeSecret;
 use avp_protocol::{Labels, SecretMeta, SecretName, SecretValue, Timestamp, WorkspaceId};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ impl Meta {
 
     /// True once `expires_at` has passed.
     pub fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        crate::rules::is_expired(self.expires_at, now)
     }
 
     /// The LIST form.
@@ -282,7 +282,7 @@ mod tests {
         }
     }
 
-    use crate::backend::redis::keys::KeyNames;
+    use crate::storage::redis::keys::KeyNames;
 
     #[test]
     fn records_round_trip_and_are_bound_to_their_place() {

@@ -1,13 +1,14 @@
-//! Everything the vault does with age: the passphrase-wrapped identity file, and
-//! encrypting/decrypting records to the vault's X25519 recipient.
+//! Everything a vault does with age, wherever it is stored (the local directory, Redis):
+//! the passphrase-wrapped identity file, and encrypting/decrypting records to the vault's
+//! X25519 recipient.
 //!
 //! The identity file is a standard age file (scrypt recipient) whose plaintext is the
 //! `AGE-SECRET-KEY-1…` line, so `age -d identity.age` with the passphrase recovers the key
 //! without avp. The work factor is explicit at `init` and capped at unlock, so a hostile
 //! identity file cannot make the agent spend more than logN 22 (about 4 GiB and a minute).
 
-use super::locked::LockedBuf;
-use crate::backend::{BackendError, MAX_UNLOCK_WORK_FACTOR};
+use crate::locked::LockedBuf;
+use crate::storage::{BackendError, MAX_UNLOCK_WORK_FACTOR};
 use age::secrecy::{ExposeSecret, SecretString};
 use age::{DecryptError, Decryptor, Encryptor};
 use avp_protocol::Passphrase;

@@ -94,7 +94,7 @@ macro_rules! __avp_conformance_tests {
         $(
             #[test]
             fn $rule() {
-                $crate::backend::conformance::$rule(&$make);
+                $crate::storage::conformance::$rule(&$make);
             }
         )*
     };
@@ -104,7 +104,7 @@ macro_rules! __avp_conformance_tests {
 #[macro_export]
 macro_rules! __avp_conformance_call {
     (($make:expr); $($rule:ident),*) => {
-        $( $crate::backend::conformance::$rule($make); )*
+        $( $crate::storage::conformance::$rule($make); )*
     };
 }
 

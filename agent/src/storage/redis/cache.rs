@@ -21,9 +21,9 @@
 use super::locked_meta::{LockedMeta, SharedArena};
 use super::record::Meta;
 use super::scripts::{Position, Records};
-use crate::backend::BackendError;
+use crate::locked::LockedArena;
+use crate::storage::BackendError;
 use crate::sync::guard;
-use crate::vault::locked::LockedArena;
 use avp_protocol::{Labels, ListPage, SecretName, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -68,7 +68,7 @@ impl Cached {
     }
 
     fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        crate::rules::is_expired(self.expires_at, now)
     }
 }
 
@@ -422,7 +422,7 @@ fn page(
         })
         .filter(|meta| meta.labels.matches(query.filter))
         .map(|meta| meta.to_secret_meta());
-    let page = crate::backend::page::cut(matching, query.limit);
+    let page = crate::rules::page::cut(matching, query.limit);
     match failure {
         Some(err) => Err(err),
         None => Ok(page),
@@ -432,7 +432,7 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::redis::record::VersionRef;
+    use crate::storage::redis::record::VersionRef;
     use avp_protocol::WorkspaceId;
 
     fn expiring(

@@ -1,4 +1,4 @@
-//! The LIST page rule both backends share: a page holds at most `limit` items *and* at most
+//! The LIST page rule every backend calls: a page holds at most `limit` items *and* at most
 //! what fits in one frame, so a workspace within every limit can always be listed.
 //!
 //! 64 labels of a 128-byte key and a 1,024-byte value make one secret's metadata about

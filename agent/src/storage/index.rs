@@ -1,15 +1,16 @@
-//! The in-memory secret store: every rule of PROTOCOL.md §9.2–§9.7 and §10 over values kept in a
-//! [`LockedArena`].
+//! The in-memory index of secrets the local and memory backends serve from: every
+//! workspace's secrets, their retained versions, values kept in a [`LockedArena`].
 //!
-//! A write is split in two. `plan_*` validates the request against the current state and
-//! decides the outcome (new version number, labels and expiry resolved) without changing
+//! A write is split in two. `plan_*` asks [`crate::rules`] to decide the request against the
+//! current state (new version number, labels and expiry resolved) without changing
 //! anything; [`SecretStore::apply`] then makes the [`Change`]. A persistent backend makes the
 //! change durable between the two, so memory never holds a write the disk does not. Replay
 //! at unlock goes through the same `apply`, so a reloaded vault is exactly the one that was
 //! written.
 
-use super::locked::{LockedArena, Slot};
-use crate::backend::{BackendError, Counts, PAST_EXPIRY, page};
+use super::{BackendError, Counts};
+use crate::locked::{LockedArena, Slot};
+use crate::rules::{self, page, write::Live};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, Limits, ListPage, RotateResult, Secret, SecretMeta,
     SecretName, SecretValue, StoreResult, Timestamp, VersionInfo, WorkspaceId,
@@ -34,6 +35,26 @@ pub struct PutMeta {
     pub labels: Labels,
     /// The expiry from this version on.
     pub expires_at: Option<Timestamp>,
+}
+
+impl PutMeta {
+    /// The version `head` decides, written at `now`.
+    fn new(
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        head: rules::write::Head,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            workspace: workspace.clone(),
+            name: name.clone(),
+            version: head.version,
+            created_at: head.created_at,
+            updated_at: now,
+            labels: head.labels,
+            expires_at: head.expires_at,
+        }
+    }
 }
 
 /// One state change.
@@ -77,7 +98,16 @@ struct Entry {
 
 impl Entry {
     fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        rules::is_expired(self.expires_at, now)
+    }
+
+    fn live(&self) -> Live<'_> {
+        Live {
+            version: self.current().number,
+            created_at: self.created_at,
+            labels: &self.labels,
+            expires_at: self.expires_at,
+        }
     }
 
     fn current(&self) -> &Version {
@@ -114,7 +144,7 @@ impl SecretStore {
         Self {
             workspaces: HashMap::new(),
             arena: LockedArena::new(),
-            history: history.max(1),
+            history: rules::write::retained(history),
             limits,
         }
     }
@@ -131,13 +161,6 @@ impl SecretStore {
             .filter(|entry| !entry.expired(now))
     }
 
-    fn check_value(&self, value: &SecretValue) -> Result<(), BackendError> {
-        if value.len() > self.limits.max_secret_value_length as usize {
-            return Err(BackendError::ValueTooLarge);
-        }
-        Ok(())
-    }
-
     /// Decides a STORE.
     pub fn plan_store(
         &self,
@@ -148,33 +171,12 @@ impl SecretStore {
         expires_at: ExpiryChange,
         now: Timestamp,
     ) -> Result<(Change, StoreResult), BackendError> {
-        self.check_value(&value)?;
-        if expires_at.is_past(now) {
-            return Err(BackendError::InvalidRequest(PAST_EXPIRY));
+        let live = self.live(workspace, name, now).map(Entry::live);
+        let head = rules::write::store(self.limits, live, value.len(), labels, expires_at, now)?;
+        if head.creates() {
+            self.check_capacity(workspace, now)?;
         }
-        let meta = match self.live(workspace, name, now) {
-            Some(entry) => PutMeta {
-                workspace: workspace.clone(),
-                name: name.clone(),
-                version: next_version(entry)?,
-                created_at: entry.created_at,
-                updated_at: now,
-                labels: labels.unwrap_or_else(|| entry.labels.clone()),
-                expires_at: expires_at.apply(entry.expires_at),
-            },
-            None => {
-                self.check_capacity(workspace, now)?;
-                PutMeta {
-                    workspace: workspace.clone(),
-                    name: name.clone(),
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                    labels: labels.unwrap_or_default(),
-                    expires_at: expires_at.apply(None),
-                }
-            }
-        };
+        let meta = PutMeta::new(workspace, name, head, now);
         let result = StoreResult {
             created: meta.version == 1,
             version: meta.version,
@@ -185,14 +187,12 @@ impl SecretStore {
     }
 
     fn check_capacity(&self, workspace: &WorkspaceId, now: Timestamp) -> Result<(), BackendError> {
-        let max = self.limits.max_secrets_per_workspace as usize;
         let Some(secrets) = self.workspaces.get(workspace) else {
             return Ok(());
         };
-        // Counting live entries is only needed when expired ones could make the difference.
-        if secrets.len() >= max && secrets.values().filter(|e| !e.expired(now)).count() >= max {
-            return Err(BackendError::CapacityExceeded);
-        }
+        rules::write::check_room(self.limits, secrets.len(), || {
+            secrets.values().filter(|e| !e.expired(now)).count()
+        })?;
         Ok(())
     }
 
@@ -204,21 +204,11 @@ impl SecretStore {
         value: SecretValue,
         now: Timestamp,
     ) -> Result<(Change, RotateResult), BackendError> {
-        let entry = self
-            .live(workspace, name, now)
-            .ok_or(BackendError::NotFound)?;
-        self.check_value(&value)?;
-        let meta = PutMeta {
-            workspace: workspace.clone(),
-            name: name.clone(),
-            version: next_version(entry)?,
-            created_at: entry.created_at,
-            updated_at: now,
-            labels: entry.labels.clone(),
-            expires_at: entry.expires_at,
-        };
+        let live = self.live(workspace, name, now).map(Entry::live);
+        let (head, previous_version) = rules::write::rotate(self.limits, live, value.len())?;
+        let meta = PutMeta::new(workspace, name, head, now);
         let result = RotateResult {
-            previous_version: entry.current().number,
+            previous_version,
             new_version: meta.version,
             updated_at: now,
         };
@@ -232,7 +222,8 @@ impl SecretStore {
         name: &SecretName,
         now: Timestamp,
     ) -> Option<Change> {
-        self.live(workspace, name, now).map(|_| Change::Delete {
+        let live = self.live(workspace, name, now).map(Entry::live);
+        rules::write::delete(live).then(|| Change::Delete {
             workspace: workspace.clone(),
             name: name.clone(),
         })
@@ -259,7 +250,11 @@ impl SecretStore {
         let restart = match secrets.get(&meta.name) {
             None => true,
             Some(_) if meta.version == 1 => true,
-            Some(entry) if entry.current().number.checked_add(1) == Some(meta.version) => false,
+            Some(entry)
+                if rules::write::next_version(entry.current().number) == Ok(meta.version) =>
+            {
+                false
+            }
             Some(_) => return Err(Inconsistent),
         };
         let slot = self.arena.insert(value).map_err(|err| {
@@ -290,7 +285,7 @@ impl SecretStore {
         entry.labels = meta.labels.clone();
         entry.expires_at = meta.expires_at;
         entry.versions.push_back(version);
-        while entry.versions.len() > self.history {
+        for _ in 0..rules::write::excess(entry.versions.len(), self.history) {
             if let Some(old) = entry.versions.pop_front() {
                 self.arena.free(old.value);
             }
@@ -459,14 +454,6 @@ impl SecretStore {
     pub fn value_bytes(&self) -> usize {
         self.arena.live_bytes()
     }
-}
-
-fn next_version(entry: &Entry) -> Result<u32, BackendError> {
-    entry
-        .current()
-        .number
-        .checked_add(1)
-        .ok_or(BackendError::CapacityExceeded)
 }
 
 fn free_entry(arena: &mut LockedArena, entry: Entry) {

@@ -59,7 +59,7 @@ pub use backend::RedisBackend;
 pub use conn::Redis;
 
 use super::{Backend, BackendError, BackendSettings, DEFAULT_WORK_FACTOR, KeyStore};
-use crate::vault::crypto;
+use crate::storage::crypto;
 use avp_protocol::Passphrase;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,7 +74,7 @@ pub struct RedisKeyStore {
     seen_initialized: AtomicBool,
 }
 
-/// The identity errors of `vault::crypto` name `identity.age`; here it lives in Redis.
+/// The identity errors of `storage::crypto` name `identity.age`; here it lives in Redis.
 fn identity_error(err: BackendError) -> BackendError {
     match err {
         BackendError::Integrity(_) => BackendError::Integrity(

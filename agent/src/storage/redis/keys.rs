@@ -18,8 +18,8 @@
 //! derived from the version number): a secret deleted and created again never reuses one,
 //! which is what makes the compare-and-set on `c` free of ABA.
 
-use crate::backend::BackendError;
-use crate::vault::locked::LockedBuf;
+use crate::locked::LockedBuf;
+use crate::storage::BackendError;
 use age::secrecy::ExposeSecret;
 use avp_protocol::{SecretName, WorkspaceId};
 use hkdf::Hkdf;

@@ -1,4 +1,5 @@
-//! The age vault: what is on disk, what is in memory, and how the two stay equal.
+//! The local backend (`--backend vault`): the age vault in a directory — what is on disk,
+//! what is in memory, and how the two stay equal.
 //!
 //! Threat model. On disk, everything is age: the X25519 identity is wrapped by the
 //! passphrase (scrypt), every record is encrypted to that identity's recipient, and names,
@@ -9,22 +10,22 @@
 //! between vaults: those fail unlock with `INTEGRITY_ERROR` and the files are left as they
 //! are for the user to restore.
 //!
-//! In memory, plaintext values live only in a [`locked::LockedArena`] (mlock'd,
+//! In memory, plaintext values live only in a [`crate::locked::LockedArena`] (mlock'd,
 //! excluded from core dumps, wiped on free and on drop); the private key is dropped right
 //! after unlock, since reads are served from memory and writes only need the public
 //! recipient. Locking drops the store, which wipes every value.
 //!
 //! Modules:
-//! - [`locked`]: the locked arena and locked scratch buffers.
-//! - [`store`]: the in-memory AVP semantics (plan → persist → apply).
+//! - [`backend`]: the [`KeyStore`](crate::storage::KeyStore) over a locked directory, and
+//!   the [`Persist`](crate::storage::served::Persist) step that serves the in-memory
+//!   [`index`](crate::storage::index) (plan → persist → apply).
 //! - [`record`]: the plaintext record formats inside the age files.
-//! - [`crypto`]: age — the wrapped identity and record encryption.
 //! - [`journal`]: the append-only journal file, torn-tail vs corruption.
 //! - [`disk`]: the directory layout, unlock, durable writes and compaction.
 
-pub mod crypto;
+pub mod backend;
 pub mod disk;
 pub mod journal;
-pub mod locked;
 pub mod record;
-pub mod store;
+
+pub use backend::LocalKeyStore;
