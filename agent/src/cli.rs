@@ -1,4 +1,5 @@
-//! The daemon's command line (contract §7) and the default paths of contract §3.
+//! The daemon's command line (README "Running the agent") and the default paths (socket:
+//! PROTOCOL.md §2.1; vault, audit log: README "Files and environment").
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -119,7 +120,8 @@ pub struct Paths {
 }
 
 impl Args {
-    /// Resolves the paths, applying the defaults of contract §3.
+    /// Resolves the paths, applying the defaults (socket: PROTOCOL.md §2.1; the
+    /// others: README "Files and environment").
     pub fn paths(&self) -> Result<Paths> {
         let dirs = directories::BaseDirs::new();
         let home_fallback = |what: &str| -> Result<PathBuf> {

@@ -2,7 +2,8 @@
 //! serves AVP over a Unix socket to processes of the same user.
 //!
 //! Modules, one job each:
-//! - [`cli`]: the daemon's flags (contract §7) and the paths they resolve to (§3).
+//! - [`cli`]: the daemon's flags (README "Running the agent") and the paths they
+//!   resolve to (PROTOCOL.md §2.1; README "Files and environment").
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
 //! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
 //!   connection, graceful drain.
@@ -47,9 +48,14 @@
 //!
 //! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
 //! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
-//! `locked` and `harden` underneath, with the
-//! launch modules (`daemon`, `cli`, `socket`, `units`) used by `start` and `lifecycle` only.
+//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
+//! are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
+
+// `unsafe` lives only in the OS primitives (`harden`: syscalls nix wraps as unsafe, the
+// locked-memory region, the zeroizing allocator, adopting an inherited descriptor); every
+// other module is checked by the compiler to have none.
+#![deny(unsafe_code)]
 
 // Public: the modules the binary, the fuzz harness (`fuzz/`), the end-to-end tests
 // (`tests/`), the benchmark setup and the conformance tests (`agent/tests/`) reach.
@@ -61,7 +67,9 @@ pub mod connection;
 mod daemon;
 mod error;
 pub mod fsutil;
-// The binary installs its `ZeroizingAllocator`.
+// The OS primitives: the one module allowed `unsafe`, each block with its SAFETY comment.
+// Public because the binary installs its `ZeroizingAllocator`.
+#[allow(unsafe_code)]
 pub mod harden;
 mod lifecycle;
 mod lock_state;

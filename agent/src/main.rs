@@ -1,4 +1,6 @@
 //! `avp-agent`: the binary. Everything it does is the library's `start::main`.
+// `unsafe` belongs in the library's `harden` module, nowhere here.
+#![deny(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! The session table (contract §5). A session is a bearer id bound to one workspace and to
+//! The session table (PROTOCOL.md §9.1). A session is a bearer id bound to one workspace and to
 //! the uid of the peer that opened it, with a TTL counted on `CLOCK_BOOTTIME`.
 //!
 //! Ended sessions are remembered so a caller learns *why* its id stopped working:

@@ -1,4 +1,4 @@
-//! The listening socket (contract §3, §7): adopted from systemd socket activation, or bound
+//! The listening socket (PROTOCOL.md §2.1, §2.2; README "Running the agent"): adopted from systemd socket activation, or bound
 //! by the agent in a private directory.
 //!
 //! Binding rules: the socket's directory is created 0700 race-free and re-checked; a

@@ -1,4 +1,4 @@
-//! The two lock timers (contract §7): the idle lock, reset by every secret operation, and
+//! The two lock timers (PROTOCOL.md §9.9): the idle lock, reset by every secret operation, and
 //! the maximum unlock lifetime, counted from the unlock. Both run on `CLOCK_BOOTTIME` so
 //! time spent suspended counts: a laptop closed overnight wakes up locked.
 //!

@@ -29,7 +29,7 @@ pub struct AsyncClient {
 }
 
 impl AsyncClient {
-    /// Connects to the agent at the socket of contract §3 and performs the `Hello`.
+    /// Connects to the agent at the socket of PROTOCOL.md §2.1 and performs the `Hello`.
     pub async fn connect() -> Result<Self> {
         Self::connect_to(socket_path::default_socket()).await
     }

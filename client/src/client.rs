@@ -29,7 +29,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the agent at the socket of contract §3 (`AVP_SOCK`, else the default)
+    /// Connects to the agent at the socket of PROTOCOL.md §2.1 (`AVP_SOCK`, else the default)
     /// and performs the `Hello` exchange.
     pub fn connect() -> Result<Self> {
         Self::connect_to(socket_path::default_socket())

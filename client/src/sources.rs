@@ -2,7 +2,7 @@
 //! runs on a developer machine with the agent and in a container without one.
 //!
 //! [`get_secret`] reads `AVP_SOURCE`:
-//! - `agent` (the default): the agent on the socket of contract §3, in the workspace named
+//! - `agent` (the default): the agent on the socket of PROTOCOL.md §2.1, in the workspace named
 //!   by `AVP_WORKSPACE` (default `default`);
 //! - `env`: the environment variable of the secret's name;
 //! - `dir`: the file of the secret's name in `AVP_SECRETS_DIR` (mounted container secrets).
@@ -38,7 +38,7 @@ pub trait SecretsBackend {
 /// Reads secrets from the agent, one short session per call.
 #[derive(Debug, Clone)]
 pub struct AgentSource {
-    /// `None`: the socket of contract §3.
+    /// `None`: the socket of PROTOCOL.md §2.1.
     pub socket: Option<PathBuf>,
     /// The workspace to read from.
     pub workspace: WorkspaceId,

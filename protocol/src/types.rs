@@ -1,4 +1,4 @@
-//! Validated newtypes. A value of these types has passed contract §5's rules: it is built by
+//! Validated newtypes. A value of these types has passed the rules of PROTOCOL.md §5: it is built by
 //! `new`/`parse` or by deserialization, both of which validate, so code that holds one never
 //! re-checks it. Validation errors never quote the rejected input.
 
@@ -250,7 +250,7 @@ impl<'de> Deserialize<'de> for SessionId {
     }
 }
 
-/// The limits of contract §5, reported by DISCOVER and enforced by the agent.
+/// The limits of PROTOCOL.md §10, reported by DISCOVER and enforced by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Largest secret value in bytes.
@@ -278,7 +278,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of contract §5.
+    /// The limits of PROTOCOL.md §10.
     pub const AVP: Limits = Limits {
         max_secret_value_length: 65_536,
         max_secret_name_length: MAX_ID_LEN as u32,

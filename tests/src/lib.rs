@@ -50,6 +50,17 @@ pub fn avp_bin() -> PathBuf {
     std::env::var_os("AVP_BIN").map_or_else(|| target_dir_binary("avp"), PathBuf::from)
 }
 
+/// The name libtest gives the test `name` defined in the module whose `module_path!()` is
+/// `module_path`: that path without the test crate's own name. A test that runs its own binary
+/// again filtered to one helper test (`--exact`) needs it, because the grouped test binaries
+/// (`tests/tests/<group>/main.rs`) hold each test file as a module.
+pub fn test_name(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// A running `avp-agent` on temporary paths. Killed on drop.
 #[derive(Debug)]
 pub struct TestAgent {

@@ -20,7 +20,8 @@ pub fn rss(pid: u32) -> u64 {
     status_bytes(pid, "VmRSS").expect("VmRSS of the agent")
 }
 
-/// Open file descriptors of `pid`.
+/// Open file descriptors of `pid`. Reading a non-dumpable process's (the agent's)
+/// `/proc/<pid>/fd` takes root: a test that counts them starts with `require_root!`.
 pub fn fd_count(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("the agent's fd directory")
@@ -143,11 +144,22 @@ pub fn raise_fd_limit() -> u64 {
     hard
 }
 
-/// Fails with a clear message unless the test runs as root (as on the CI machine): switching
-/// uid, mounting, `chattr` and reading a non-dumpable process's memory all take it.
-pub fn require_root(why: &str) {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test must run as root (as CI does): {why}"
-    );
+/// True when this process runs as root, as CI does.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips the rest of the calling test, saying why on stderr, unless it runs as root: switching
+/// uid, mounting, `chattr` and reading a non-dumpable process's memory all take it. CI runs as
+/// root, so these tests run there; a contributor who is not root gets
+/// `skipped: needs root: <why>` (shown with `--nocapture`) and a passing suite. A macro, not a
+/// function, because skipping means returning from the test itself.
+#[macro_export]
+macro_rules! require_root {
+    ($why:expr) => {
+        if !$crate::sys::is_root() {
+            eprintln!("skipped: needs root: {}", $why);
+            return;
+        }
+    };
 }

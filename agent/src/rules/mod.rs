@@ -1,4 +1,4 @@
-//! The AVP decisions, made once (contract §5): what a put, a rotate or a delete does to a
+//! The AVP decisions, made once (PROTOCOL.md §9.2–§9.7): what a put, a rotate or a delete does to a
 //! secret, which versions are retained, what counts as expired, how a LIST page is cut.
 //!
 //! Pure: no storage, no locks, no I/O, no clock — every function is given the state it

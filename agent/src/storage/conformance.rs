@@ -1,4 +1,4 @@
-//! The conformance suite: every rule of contract §5 that lives below the session layer, as
+//! The conformance suite: every rule of PROTOCOL.md §9.2–§9.7 and §10 that lives below the session layer, as
 //! one public function per rule, runnable against any [`Backend`] — the Rust counterpart of
 //! AVP's `BackendTestSuite`. Every backend in the tree runs it through
 //! [`backend_conformance!`](crate::backend_conformance), which makes one `#[test]` per rule:

@@ -1,5 +1,5 @@
 //! Storage backends. The agent handles sessions and authorization; a backend carries the AVP
-//! operations keyed by workspace and applies every rule of contract §5 below the session
+//! operations keyed by workspace and applies every rule of PROTOCOL.md §9.2–§9.7 and §10 below the session
 //! layer (versions, labels, expiry, pagination, limits) by calling [`crate::rules`], which
 //! decides them; a backend only loads, seals and persists. Storage never sees sessions:
 //! nothing here imports the layers above it (checked by `agent/tests/layers.rs`).

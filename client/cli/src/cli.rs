@@ -1,4 +1,4 @@
-//! The command line (contract §8), as clap derive definitions only.
+//! The command line (README "The avp CLI"), as clap derive definitions only.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;

@@ -16,7 +16,7 @@ const SESSION_TTL_SECONDS: u64 = 600;
 /// The global flags, resolved.
 #[derive(Debug)]
 pub struct Ctx {
-    /// The agent's socket (contract §3).
+    /// The agent's socket (PROTOCOL.md §2.1).
     pub socket: PathBuf,
     /// `-w/--workspace` as given; validated when a command needs it.
     workspace: String,

@@ -1,5 +1,5 @@
 //! Why a command failed, and the exit code and one-line message each failure gets
-//! (contract §8): 1 refused, 2 usage, 3 no agent, 4 locked, 5 the socket is not ours.
+//! (README "The avp CLI"): 1 refused, 2 usage, 3 no agent, 4 locked, 5 the socket is not ours.
 
 use avp_client::{Error, ErrorCode};
 use std::io;
@@ -162,7 +162,7 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn exit_codes_follow_the_contract() {
+    fn exit_codes_follow_the_readme() {
         let no_agent = Failure::from(Error::NoAgent {
             socket: PathBuf::from("/nowhere"),
             source: io::Error::from(io::ErrorKind::NotFound),

@@ -1,4 +1,4 @@
-//! `avp`: the command-line client of the avp agent (contract §8). Wiring only: parse,
+//! `avp`: the command-line client of the avp agent (README "The avp CLI"). Wiring only: parse,
 //! dispatch to one module per command group, print the failure and exit with its code.
 #![forbid(unsafe_code)]
 

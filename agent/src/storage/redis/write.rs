@@ -56,7 +56,7 @@ fn as_live(meta: &Meta) -> Live<'_> {
 }
 
 impl RedisBackend {
-    /// STORE (contract §5): a new secret at version 1, or version old+1 keeping
+    /// STORE (PROTOCOL.md §9.2): a new secret at version 1, or version old+1 keeping
     /// `created_at`, and labels and expiry unless changed.
     pub(super) fn store_version(
         &self,

@@ -14,7 +14,7 @@ use std::path::Path;
 pub const BENCH_NAME: &str = "BENCH_KEY";
 /// Value size of every secret the benchmark stores.
 pub const VALUE_LEN: usize = 1024;
-/// Most secrets one workspace may hold (contract §5); bigger vaults spread over workspaces.
+/// Most secrets one workspace may hold (PROTOCOL.md §10); bigger vaults spread over workspaces.
 const PER_WORKSPACE: usize = 10_000;
 
 /// A value of `VALUE_LEN` bytes that differs per `seed`.

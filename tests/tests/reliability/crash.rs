@@ -1,5 +1,5 @@
-//! Crash safety (contract §6: "a crash at any instant leaves a vault that unlocks and holds
-//! every write that was acknowledged").
+//! Crash safety (README "Security model": "a crash at any instant leaves a vault that
+//! unlocks with every acknowledged write").
 //!
 //! Each trial restarts the agent on the same vault, unlocks it and checks it against a model
 //! built only from acknowledged answers, then streams STORE/ROTATE/DELETE from a client

@@ -8,7 +8,7 @@
 //! the full disk is a small tmpfs mounted on the vault directory. Tests run as root.
 
 use avp_protocol::{ErrorCode, Response, SessionId};
-use avp_tests::sys::require_root;
+use avp_tests::require_root;
 use avp_tests::wire::code_of;
 use avp_tests::{AgentOptions, Conn, TestAgent};
 use std::collections::BTreeMap;
@@ -146,7 +146,7 @@ fn assert_disk_holds(agent: &mut TestAgent, acked: &State, options: AgentOptions
 
 #[test]
 fn a_read_only_vault_refuses_writes_serves_reads_and_recovers() {
-    require_root("chattr +i");
+    require_root!("chattr +i");
     let mut agent = TestAgent::start_initialized();
     let mut client = Client::new(&agent);
     for i in 0..5 {
@@ -186,7 +186,7 @@ fn a_read_only_vault_refuses_writes_serves_reads_and_recovers() {
 
 #[test]
 fn a_full_disk_answers_backend_error_and_loses_nothing() {
-    require_root("it mounts a tmpfs");
+    require_root!("it mounts a tmpfs");
     let base = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&base.path().join("vault"), "256k");
     let options = AgentOptions {

@@ -291,6 +291,7 @@ fn random_and_mutated_frames_never_stop_the_agent() {
 
 #[test]
 fn frames_claiming_a_gigabyte_between_them_stay_within_the_frame_budget() {
+    avp_tests::require_root!("it counts a non-dumpable process's descriptors in /proc/<pid>/fd");
     avp_tests::sys::raise_fd_limit();
     let agent = TestAgent::start_with(AgentOptions {
         args: vec!["--frame-timeout".into(), "4s".into()],

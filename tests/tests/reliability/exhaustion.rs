@@ -69,6 +69,7 @@ fn slow_loris(socket: std::path::PathBuf) -> Duration {
 
 #[test]
 fn a_thousand_idle_connections_and_slow_loris_writers_do_not_lock_out_a_client() {
+    avp_tests::require_root!("it counts a non-dumpable process's descriptors in /proc/<pid>/fd");
     raise_fd_limit();
     let frame_timeout = Duration::from_secs(2);
     let idle_timeout = Duration::from_secs(4);

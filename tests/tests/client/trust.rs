@@ -39,7 +39,6 @@ struct Squatter {
 
 impl Squatter {
     fn start() -> Self {
-        avp_tests::sys::require_root("it runs a fake agent as another uid");
         let base = tempfile::tempdir().unwrap();
         // The other user must reach its directory and the program.
         chmod(base.path(), 0o711);
@@ -138,6 +137,7 @@ fn cli_refuses(squatter: &mut Squatter, expected: &str) {
 
 #[test]
 fn a_squatted_socket_directory_gets_nothing_from_the_cli() {
+    avp_tests::require_root!("it runs a fake agent as another uid");
     let mut squatter = Squatter::start();
     let expected = format!(
         "{}, owned by uid {SQUATTER_UID}, not you (uid 0): something may be impersonating the agent",
@@ -148,6 +148,7 @@ fn a_squatted_socket_directory_gets_nothing_from_the_cli() {
 
 #[test]
 fn a_socket_served_by_another_uid_gets_nothing_from_the_cli() {
+    avp_tests::require_root!("it runs a fake agent as another uid");
     let mut squatter = Squatter::start();
     squatter.disguise_directory();
     let expected = format!(
@@ -191,6 +192,7 @@ fn assert_peer_refused(err: &Error, socket: &Path) {
 
 #[test]
 fn the_library_clients_refuse_a_socket_served_by_another_uid() {
+    avp_tests::require_root!("it runs a fake agent as another uid");
     let mut squatter = Squatter::start();
     squatter.disguise_directory();
     let socket = squatter.socket.clone();
@@ -221,6 +223,7 @@ fn the_library_clients_refuse_a_socket_served_by_another_uid() {
 
 #[test]
 fn the_library_clients_refuse_a_squatted_directory() {
+    avp_tests::require_root!("it runs a fake agent as another uid");
     let mut squatter = Squatter::start();
     let socket = squatter.socket.clone();
     let err = Client::connect_to(&socket).unwrap_err();

@@ -14,7 +14,7 @@ fn get_secret_with(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
         .args([
             "--ignored",
             "--exact",
-            "helper",
+            avp_tests::test_name(module_path!(), "helper").as_str(),
             "--nocapture",
             "--test-threads=1",
         ])

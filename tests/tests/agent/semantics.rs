@@ -1,4 +1,4 @@
-//! Every rule of contract §5, one test each, through the real `avp-agent` over its socket.
+//! Every rule of PROTOCOL.md §5, §8–§10, one test each, through the real `avp-agent` over its socket.
 
 use avp_protocol::{ErrorCode, ExpiryChange, Labels, Request, Response, Timestamp};
 use avp_tests::wire::{code_of, labels};

@@ -3,7 +3,7 @@
 //! another user's, or open to other users; the files they point at are never touched. A
 //! clean exit leaves no lock file behind.
 
-use avp_tests::sys::require_root;
+use avp_tests::require_root;
 use avp_tests::{AgentOptions, TestAgent, agent_bin};
 use nix::sys::signal::Signal;
 use std::fs;
@@ -128,7 +128,7 @@ fn an_audit_log_open_to_others_or_linked_elsewhere_is_refused() {
 
 #[test]
 fn an_audit_log_of_another_user_is_refused() {
-    require_root("it gives the audit log to another user");
+    require_root!("it gives the audit log to another user");
     let dir = base();
     let audit = dir.path().join("audit.jsonl");
     fs::write(&audit, b"").unwrap();

@@ -9,8 +9,9 @@
 //! agent_leaks.rs covers the vault files, the log and the audit log at the wire level.
 
 use avp_protocol::{Passphrase, Request, Response};
+use avp_tests::require_root;
 use avp_tests::rng::Rng;
-use avp_tests::sys::{require_root, scan_memory};
+use avp_tests::sys::scan_memory;
 use avp_tests::{AgentOptions, Conn, TestAgent};
 
 /// A marker no binary or library contains: random per run.
@@ -33,7 +34,7 @@ fn proc_file(pid: u32, name: &str) -> Vec<u8> {
 
 #[test]
 fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
-    require_root("it reads a non-dumpable process's memory");
+    require_root!("it reads a non-dumpable process's memory");
     let mut rng = Rng::from_env("leaks");
     let value = marker(&mut rng, "VALUEMARK");
     let large_value = marker(&mut rng, "LARGEMARK");
@@ -155,7 +156,7 @@ fn avp(agent: &TestAgent, args: &[&str], stdin: &[u8]) -> (i32, String, String) 
 
 #[test]
 fn every_cli_command_keeps_markers_out_of_logs_audit_errors_files_and_memory() {
-    require_root("it reads a non-dumpable process's memory");
+    require_root!("it reads a non-dumpable process's memory");
     let mut rng = Rng::from_env("cli-leaks");
     let pass = marker(&mut rng, "CLIPASS");
     let new_pass = marker(&mut rng, "CLINEWPASS");

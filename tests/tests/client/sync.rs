@@ -223,7 +223,8 @@ fn connect_uses_avp_sock() {
     // `Client::connect` reads the process environment, so run it in a child process that
     // has AVP_SOCK set: this test binary, filtered to the ignored helper below.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "connect_helper", "--nocapture"])
+        .args(["--ignored", "--exact", "--nocapture"])
+        .arg(avp_tests::test_name(module_path!(), "connect_helper"))
         .env("AVP_SOCK", &agent.socket)
         .env("AVP_TEST_HELPER", "1")
         .output()

@@ -31,7 +31,7 @@ fn blocked_reading_stdin(pid: u32) -> bool {
 
 #[test]
 fn a_running_avp_has_no_core_limit_and_is_not_dumpable() {
-    avp_tests::sys::require_root("it runs avp as another uid");
+    avp_tests::require_root!("it runs avp as another uid");
     let dir = tempfile::tempdir().unwrap();
     chmod(dir.path(), 0o711);
     let avp = dir.path().join("avp");

@@ -39,7 +39,7 @@ fn probe_as_other_user(probe: &Path, socket: &Path) -> String {
 
 #[test]
 fn another_uid_is_refused_even_with_the_socket_open_and_the_refusal_is_audited() {
-    avp_tests::sys::require_root("it runs a client as another uid");
+    avp_tests::require_root!("it runs a client as another uid");
     let agent = TestAgent::start_initialized();
     // Open the way to the socket for everyone: the directories traversable, the socket
     // writable (connecting to a Unix socket takes write permission on it). The agent checked

@@ -322,8 +322,8 @@ fn journal_generation(vault: &Path) -> Option<u64> {
 }
 
 /// Regenerates the fixture with today's agent and CLI:
-/// `AVP_FIXTURE_OUT=tests/fixtures/vault-v1 cargo test -p avp-tests --test vault_fixture
-/// -- --ignored generate_vault_v1_fixture` (after `cargo build --workspace`). Only on
+/// `AVP_FIXTURE_OUT=tests/fixtures/vault-v1 cargo test -p avp-tests --test agent
+/// -- --ignored vault_fixture::generate_vault_v1_fixture` (after `cargo build --workspace`). Only on
 /// purpose: the point of the fixture is that it was written by an *older* build.
 #[test]
 #[ignore = "writes the checked-in fixture; run by hand"]

@@ -11,8 +11,9 @@
 use age::secrecy::ExposeSecret;
 use avp_protocol::{ExpiryChange, Passphrase, Request, Response};
 use avp_tests::redis::{RedisServer, agent_args};
+use avp_tests::require_root;
 use avp_tests::rng::Rng;
-use avp_tests::sys::{require_root, scan_memory, scan_unlocked_memory, status_bytes};
+use avp_tests::sys::{scan_memory, scan_unlocked_memory, status_bytes};
 use avp_tests::wire::labels;
 use avp_tests::{AgentOptions, TestAgent};
 
@@ -45,7 +46,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn redis_backend_keys_and_metadata_stay_in_locked_memory_and_go_at_lock() {
-    require_root("it reads a non-dumpable process's memory");
+    require_root!("it reads a non-dumpable process's memory");
     let mut rng = Rng::from_env("redis-memory");
     let mut marker = |what: &str| format!("{what}{:016x}", rng.next_u64());
     let (name, workspace) = (marker("NAMEMARK"), marker("wsmark"));

@@ -1,0 +1,13 @@
+//! The Redis backend end to end, each test on its own `redis-server`: shared vaults, outages,
+//! TLS, the CLI, and what stays in (locked) memory.
+//!
+//! One test binary per area (each file a module) so the suite links a few binaries instead of
+//! one per file. Run one file's tests with its module path, e.g. `cargo test -p avp-tests
+//! --test redis -- cli::`.
+
+mod cli;
+mod leaks;
+mod memory;
+mod outage;
+mod shared;
+mod tls;
