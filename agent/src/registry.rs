@@ -8,7 +8,7 @@
 //! number can never name another file by then.
 
 use crate::sync::guard;
-use nix::sys::socket::{Shutdown, shutdown};
+use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -94,6 +94,20 @@ impl Drop for Registration {
     }
 }
 
+/// True when the peer of `socket` has closed its end and nothing is left to read: a
+/// non-blocking peek reads end-of-file.
+fn peer_hung_up(socket: RawFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        recv(
+            socket,
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT
+        ),
+        Ok(0)
+    )
+}
+
 impl Registry {
     /// Live connections.
     #[cfg(test)]
@@ -108,10 +122,22 @@ impl Registry {
         let socket = socket.as_raw_fd();
         let mut connections = guard(&self.connections);
         if connections.len() >= cap {
-            let (_, victim) = connections
+            // A connection whose peer has already hung up (its thread not yet scheduled to
+            // notice) goes first: it costs no live client its slot.
+            let hung_up = connections
                 .iter()
-                .filter_map(|(id, t)| t.phase.eviction_rank().map(|rank| (rank, *id)))
-                .min()?;
+                .find(|(_, t)| t.phase != Phase::Busy && peer_hung_up(t.socket))
+                .map(|(id, _)| *id);
+            let victim = match hung_up {
+                Some(id) => id,
+                None => {
+                    connections
+                        .iter()
+                        .filter_map(|(id, t)| t.phase.eviction_rank().map(|rank| (rank, *id)))
+                        .min()?
+                        .1
+                }
+            };
             if let Some(victim) = connections.remove(&victim) {
                 let _ = shutdown(victim.socket, Shutdown::Both);
             }
@@ -188,6 +214,29 @@ mod tests {
         assert!(registry.admit(2, &sc).is_none(), "nobody idle: refuse");
         drop(c);
         assert!(registry.admit(2, &sc).is_some());
+    }
+
+    #[test]
+    fn at_the_cap_a_connection_whose_peer_hung_up_goes_first() {
+        let registry = Arc::new(Registry::default());
+        let (mut sa, _pa) = UnixStream::pair().unwrap();
+        let (sb, pb) = UnixStream::pair().unwrap();
+        let (sc, _pc) = UnixStream::pair().unwrap();
+        let a = registry.admit(2, &sa).unwrap();
+        let b = registry.admit(2, &sb).unwrap();
+        // a is mid-frame (evicted first among live ones), b idle; b's client has gone.
+        a.set_reading();
+        b.set_idle();
+        drop(pb);
+        let _c = registry.admit(2, &sc).expect("room made");
+        assert_eq!(registry.len(), 2);
+        sa.set_nonblocking(true).unwrap();
+        assert!(
+            matches!(std::io::Read::read(&mut sa, &mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the live partial frame kept its slot"
+        );
+        drop(b);
+        drop(a);
     }
 
     #[test]

@@ -87,7 +87,6 @@ pub fn code(output: &Output) -> i32 {
 /// and leaves the vault unlocked; the right one says the vault was already unlocked.
 pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
     let wrong = || {
-        let started = Instant::now();
         let out = run(agent, &["unlock", "--passphrase-stdin"], b"MARKER-guess\n");
         let stderr = text(&out.stderr);
         assert_eq!(code(&out), 1, "a wrong passphrase was accepted: {stderr}");
@@ -100,14 +99,18 @@ pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
             "the passphrase is echoed: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-        started.elapsed()
     };
+    // Each delay is measured from before the attempt that caused it: the agent records the
+    // failure after that moment, so the next answer cannot come sooner than this bound,
+    // however slowly the processes in between run.
+    let first = Instant::now();
+    wrong();
+    let second = Instant::now();
     wrong();
     assert!(
-        wrong() >= Duration::from_millis(100),
+        first.elapsed() >= Duration::from_millis(100),
         "no backoff after a failure"
     );
-    let started = Instant::now();
     avp(agent)
         .args(["unlock", "--passphrase-stdin"])
         .write_stdin(passphrase_line())
@@ -115,7 +118,7 @@ pub fn assert_unlock_checks_the_passphrase_when_unlocked(agent: &TestAgent) {
         .success()
         .stdout("vault already unlocked\n");
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        second.elapsed() >= Duration::from_millis(200),
         "the right passphrase skipped the backoff"
     );
     let status = text(&run(agent, &["status"], b"").stdout);
