@@ -60,6 +60,10 @@ pub struct Event<'a> {
     pub pid: Option<i32>,
     /// The peer's executable.
     pub exe: Option<String>,
+    /// Why the vault changed state, on the agent's own `VAULT_LOCKED`/`VAULT_UNLOCKED` lines
+    /// (absent on access decisions, whose lines keep their shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
 }
 
 /// Lines waiting for the flusher, and whether the log is closing.
@@ -137,10 +141,33 @@ impl Audit {
             uid: peer.uid,
             pid: peer.pid,
             exe: peer.exe.as_ref().map(|p| p.display().to_string()),
+            reason: None,
         };
+        self.append(&event);
+    }
+
+    /// Records a change of the vault's state that no request decided alone (a timer, a
+    /// signal, a request — every lock and unlock), as the agent's own line: `operation` is
+    /// `VAULT_LOCKED` or `VAULT_UNLOCKED`, the uid and pid are the agent's.
+    pub fn record_state_change(&self, operation: &str, reason: &str) {
+        let event = Event {
+            time: rfc3339_now(),
+            operation,
+            workspace: None,
+            name: None,
+            outcome: "OK",
+            uid: nix::unistd::getuid().as_raw(),
+            pid: Some(std::process::id() as i32),
+            exe: None,
+            reason: Some(reason),
+        };
+        self.append(&event);
+    }
+
+    fn append(&self, event: &Event<'_>) {
         let mut pending = crate::sync::guard(&self.shared.pending);
         let was_empty = pending.lines.is_empty();
-        if serde_json::to_writer(&mut pending.lines, &event).is_ok() {
+        if serde_json::to_writer(&mut pending.lines, event).is_ok() {
             pending.lines.push(b'\n');
         }
         drop(pending);

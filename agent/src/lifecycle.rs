@@ -98,11 +98,24 @@ pub fn run(
     signals: Signals,
     command: Vec<OsString>,
 ) -> Result<ExitCode> {
-    state.lock_state.on_event(|event| {
+    // Lock events go to systemd's status line and the audit log. The sink holds the state
+    // weakly: the state owns the sink, and a strong reference would keep both alive (and the
+    // audit log unflushed) past the end of `run`.
+    let audited = Arc::downgrade(&state);
+    state.lock_state.on_event(move |event| {
         daemon::notify_status(match event {
             LockEvent::Unlocked => "unlocked",
             LockEvent::Locked(_) => "locked",
         });
+        let Some(state) = audited.upgrade() else {
+            return;
+        };
+        if let Some(audit) = &state.audit {
+            match event {
+                LockEvent::Unlocked => audit.record_state_change("VAULT_UNLOCKED", "unlocked"),
+                LockEvent::Locked(why) => audit.record_state_change("VAULT_LOCKED", why),
+            }
+        }
     });
     let listener = socket
         .listener

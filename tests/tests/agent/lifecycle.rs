@@ -154,6 +154,46 @@ fn sigusr1_locks_and_sigterm_removes_the_socket_and_exits_zero() {
 }
 
 #[test]
+fn every_lock_and_unlock_reaches_the_audit_log_with_its_reason() {
+    let mut agent = TestAgent::start_initialized();
+    let pid = agent.pid();
+    let mut conn = agent.connect();
+    agent.signal(Signal::SIGUSR1);
+    wait_until("SIGUSR1 lock", Duration::from_secs(5), || {
+        conn.status().state == avp_protocol::VaultState::Locked
+    });
+    drop(conn);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = std::fs::read_to_string(&agent.audit_log).unwrap();
+    let changes: Vec<(String, String)> = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| {
+            line["operation"]
+                .as_str()
+                .is_some_and(|op| op.starts_with("VAULT_"))
+        })
+        .map(|line| {
+            assert_eq!(line["outcome"], "OK", "{line}");
+            assert_eq!(line["pid"], pid, "the agent's own line: {line}");
+            (
+                line["operation"].as_str().unwrap().to_owned(),
+                line["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("VAULT_UNLOCKED".to_owned(), "unlocked".to_owned()),
+            ("VAULT_LOCKED".to_owned(), "SIGUSR1".to_owned()),
+        ],
+        "{log}"
+    );
+}
+
+#[test]
 fn a_second_agent_on_the_same_socket_or_vault_refuses() {
     let agent = TestAgent::start_initialized();
     let other = tempfile::tempdir().unwrap();
