@@ -12,6 +12,7 @@ use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,16 +39,54 @@ impl Phase {
     }
 }
 
+/// A connection's [`Phase`] in one atomic word, so the connection thread can change it
+/// three times a request without taking the registry's lock (16 busy connections would
+/// otherwise queue on it): the top two bits are the kind, the rest the nanoseconds since
+/// the registry's epoch.
+#[derive(Debug)]
+struct PhaseCell(AtomicU64);
+
+const KIND_SHIFT: u32 = 62;
+const SINCE_MASK: u64 = (1 << KIND_SHIFT) - 1;
+const IDLE: u64 = 0;
+const READING: u64 = 1;
+const BUSY: u64 = 2;
+
+impl PhaseCell {
+    fn new(epoch: Instant) -> Self {
+        let cell = Self(AtomicU64::new(0));
+        cell.set(IDLE, epoch);
+        cell
+    }
+
+    fn set(&self, kind: u64, epoch: Instant) {
+        let since = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(SINCE_MASK) & SINCE_MASK;
+        self.0.store(kind << KIND_SHIFT | since, Ordering::Relaxed);
+    }
+
+    fn get(&self, epoch: Instant) -> Phase {
+        let word = self.0.load(Ordering::Relaxed);
+        let since = epoch + Duration::from_nanos(word & SINCE_MASK);
+        match word >> KIND_SHIFT {
+            IDLE => Phase::Idle(since),
+            READING => Phase::Reading(since),
+            _ => Phase::Busy,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Tracked {
-    phase: Phase,
+    phase: Arc<PhaseCell>,
     /// Its socket's descriptor, to shut it down from here (see the module docs).
     socket: RawFd,
 }
 
 /// The live connections, for the cap, eviction and shutdown.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
+    /// The instant phases are measured from.
+    epoch: Instant,
     connections: Mutex<HashMap<u64, Tracked>>,
     next_id: Mutex<u64>,
     /// Signalled when the last connection leaves (the shutdown drain waits on it).
@@ -59,28 +98,23 @@ pub struct Registry {
 pub struct Registration {
     registry: Arc<Registry>,
     id: u64,
+    phase: Arc<PhaseCell>,
 }
 
 impl Registration {
-    fn set(&self, phase: Phase) {
-        if let Some(t) = guard(&self.registry.connections).get_mut(&self.id) {
-            t.phase = phase;
-        }
-    }
-
     /// The connection is waiting for its next request (and may be evicted).
     pub fn set_idle(&self) {
-        self.set(Phase::Idle(Instant::now()));
+        self.phase.set(IDLE, self.registry.epoch);
     }
 
     /// The first bytes of a frame arrived; the rest is awaited (evicted first at the cap).
     pub fn set_reading(&self) {
-        self.set(Phase::Reading(Instant::now()));
+        self.phase.set(READING, self.registry.epoch);
     }
 
     /// The connection is dispatching or answering a whole request.
     pub fn set_busy(&self) {
-        self.set(Phase::Busy);
+        self.phase.set(BUSY, self.registry.epoch);
     }
 }
 
@@ -108,6 +142,17 @@ fn peer_hung_up(socket: RawFd) -> bool {
     )
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            connections: Mutex::default(),
+            next_id: Mutex::default(),
+            emptied: Condvar::new(),
+        }
+    }
+}
+
 impl Registry {
     /// Live connections.
     #[cfg(test)]
@@ -126,14 +171,19 @@ impl Registry {
             // notice) goes first: it costs no live client its slot.
             let hung_up = connections
                 .iter()
-                .find(|(_, t)| t.phase != Phase::Busy && peer_hung_up(t.socket))
+                .find(|(_, t)| t.phase.get(self.epoch) != Phase::Busy && peer_hung_up(t.socket))
                 .map(|(id, _)| *id);
             let victim = match hung_up {
                 Some(id) => id,
                 None => {
                     connections
                         .iter()
-                        .filter_map(|(id, t)| t.phase.eviction_rank().map(|rank| (rank, *id)))
+                        .filter_map(|(id, t)| {
+                            t.phase
+                                .get(self.epoch)
+                                .eviction_rank()
+                                .map(|rank| (rank, *id))
+                        })
                         .min()?
                         .1
                 }
@@ -149,16 +199,18 @@ impl Registry {
         };
         // Waiting for its Hello: idle from the start, so a newcomer that never speaks can be
         // evicted before its thread has even run.
+        let phase = Arc::new(PhaseCell::new(self.epoch));
         connections.insert(
             id,
             Tracked {
-                phase: Phase::Idle(Instant::now()),
+                phase: Arc::clone(&phase),
                 socket,
             },
         );
         Some(Registration {
             registry: Arc::clone(self),
             id,
+            phase,
         })
     }
 
