@@ -68,9 +68,16 @@ pub fn value_from_stdin() -> Result<SecretValue, Failure> {
     Ok(SecretValue::from_slice(&buf[..filled]))
 }
 
-/// All of standard input (for `import -`), in a wiped buffer that grows by copying into a
-/// fresh buffer and wiping the old one.
+/// All of standard input (for `import -`), in a wiped buffer.
 pub fn all_of_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
+    read_to_end(read_stdin)
+}
+
+/// Everything `read` yields up to end of input, in a wiped buffer that grows by copying
+/// into a fresh buffer and wiping the old one (a pipe or FIFO has no size to size it by).
+pub fn read_to_end(
+    mut read: impl FnMut(&mut [u8]) -> Result<usize, Failure>,
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
     let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
     let mut filled = 0;
     loop {
@@ -79,7 +86,7 @@ pub fn all_of_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
             bigger[..filled].copy_from_slice(&buf[..filled]);
             buf = bigger;
         }
-        match read_stdin(&mut buf[filled..])? {
+        match read(&mut buf[filled..])? {
             0 => break,
             n => filled += n,
         }

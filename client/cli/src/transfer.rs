@@ -20,17 +20,27 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use zeroize::Zeroizing;
 
-/// Reads the whole file (or standard input for `-`) into a wiped buffer sized once.
+/// Reads the whole file (or standard input for `-`) into a wiped buffer, sized once for a
+/// regular file.
 fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Failure> {
     if path == Path::new("-") {
         return input::all_of_stdin();
     }
     let context = || format!("cannot read {}", path.display());
     let mut file = fs::File::open(path).map_err(|err| Failure::io(context(), err))?;
-    let len = file
-        .metadata()
-        .map_err(|err| Failure::io(context(), err))?
-        .len();
+    let metadata = file.metadata().map_err(|err| Failure::io(context(), err))?;
+    if !metadata.is_file() {
+        // A pipe, FIFO or `<(…)` has no stable size: read it to its end instead.
+        return input::read_to_end(|buf| {
+            loop {
+                match file.read(buf) {
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    other => return other.map_err(|err| Failure::io(context(), err)),
+                }
+            }
+        });
+    }
+    let len = metadata.len();
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     // One byte more than the size, so a file that grows meanwhile is noticed, not cut.
     let mut buf = Zeroizing::new(vec![0u8; len.saturating_add(1)]);

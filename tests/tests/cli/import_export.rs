@@ -288,3 +288,26 @@ fn later_duplicates_win_and_labels_are_kept() {
     assert_eq!(get(&agent, "A"), b"second");
     assert!(text(&run(&agent, &["ls"], b"").stdout).contains("keep=me"));
 }
+
+/// A pipe has no stable size: `import /dev/stdin` fed by a pipe, and `import <(…)` (a
+/// pipe behind /dev/fd), are read to their end, not refused as "changed while read".
+#[test]
+fn pipes_and_process_substitution_import() {
+    let agent = TestAgent::start_initialized();
+    avp(&agent)
+        .args(["import", "/dev/stdin"])
+        .write_stdin("P=1\n")
+        .assert()
+        .success()
+        .stdout("imported 1 secret(s) into workspace default\n");
+    assert_eq!(get(&agent, "P"), b"1");
+    let out = std::process::Command::new("bash")
+        .env_clear()
+        .env("AVP_SOCK", &agent.socket)
+        .env("AVP", avp_tests::avp_bin())
+        .args(["-c", r#""$AVP" import <(printf 'Q=2\n')"#])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(get(&agent, "Q"), b"2");
+}
