@@ -159,7 +159,20 @@ fn prompt_hidden(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     }
     rpassword::prompt_password(prompt)
         .map(Zeroizing::new)
-        .map_err(|err| Failure::io("cannot read from the terminal", err))
+        .map_err(|err| match err.kind() {
+            // Ctrl-D on an empty line: the user gave up, nothing is wrong with a file.
+            io::ErrorKind::UnexpectedEof => cancelled(),
+            _ => Failure::io("cannot read from the terminal", err),
+        })
+}
+
+/// End of input at a prompt (Ctrl-D): nothing was sent, so nothing changed.
+fn cancelled() -> Failure {
+    Failure::refused(
+        ErrorCode::InvalidRequest,
+        "cancelled at the prompt (end of input); nothing was changed",
+        "run the command again when ready",
+    )
 }
 
 /// A passphrase typed at the terminal, without echo; twice when `confirm` is set.

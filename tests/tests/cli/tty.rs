@@ -73,6 +73,12 @@ impl Terminal {
         self.input.flush().unwrap();
     }
 
+    /// Presses Ctrl-D (end of input) at the prompt.
+    fn end_of_input(&mut self) {
+        self.input.write_all(b"\x04").unwrap();
+        self.input.flush().unwrap();
+    }
+
     /// Waits for the exit; returns its code and the whole screen.
     fn finish(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -207,4 +213,32 @@ fn no_expiry_on_a_terminal_stores_the_current_value_again_without_asking() {
     assert_eq!(doc["version"], 2);
     assert_eq!(doc["expires_at"], serde_json::Value::Null);
     assert_eq!(doc["labels"]["env"], "prod", "labels kept");
+}
+
+/// Ctrl-D at a value or passphrase prompt cancels: it says so and that nothing changed,
+/// not that a path or its permissions are wrong.
+#[test]
+fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
+    let agent = TestAgent::start_initialized();
+    let mut term = Terminal::run(&agent, "set TOKEN");
+    term.wait_for("Value of TOKEN (hidden): ");
+    term.end_of_input();
+    let (code, screen) = term.finish();
+    assert_eq!(code, 1, "{screen}");
+    assert!(
+        screen.contains(
+            "avp: cancelled at the prompt (end of input); nothing was changed (INVALID_REQUEST) — run the command again when ready"
+        ),
+        "{screen}"
+    );
+    avp(&agent).args(["get", "TOKEN"]).assert().code(1);
+
+    avp(&agent).arg("lock").assert().success();
+    let mut term = Terminal::run(&agent, "unlock");
+    term.wait_for("Vault passphrase: ");
+    term.end_of_input();
+    let (code, screen) = term.finish();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("avp: cancelled at the prompt"), "{screen}");
+    avp(&agent).args(["get", "TOKEN"]).assert().code(4);
 }
