@@ -13,14 +13,14 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// The agent: parses the command line, runs, logs and reports any error.
+/// The agent: parses the command line, runs, and reports any error.
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
     match run(args) {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // Once, on stderr (the journal under systemd); a log line too would repeat it.
             eprintln!("avp-agent: {err:#}");
             ExitCode::FAILURE
         }

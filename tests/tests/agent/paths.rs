@@ -197,3 +197,27 @@ fn a_clean_exit_removes_the_lock_file_and_a_new_agent_starts() {
     let mut conn = agent.connect();
     assert!(conn.status().state == avp_protocol::VaultState::Locked);
 }
+
+/// A start-up error is printed once, as the `avp-agent: …` line on stderr, not a second
+/// time as a log line (for an error found by the agent itself and one from the vault).
+#[test]
+fn a_start_up_error_is_printed_once() {
+    let dir = base();
+    let audit = dir.path().join("audit.jsonl");
+    fs::write(&audit, b"").unwrap();
+    chmod(&audit, 0o666);
+    let stderr = refused(dir.path(), &audit);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("avp-agent: "), "{stderr}");
+    fs::remove_file(&audit).unwrap();
+
+    // A vault directory others can write to (the first attempt may have made it).
+    fs::create_dir_all(dir.path().join("vault")).unwrap();
+    chmod(&dir.path().join("vault"), 0o777);
+    let stderr = refused(dir.path(), &audit);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("avp-agent: "), "{stderr}");
+    assert!(stderr.contains("vault"), "{stderr}");
+}

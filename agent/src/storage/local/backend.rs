@@ -25,7 +25,7 @@ impl LocalKeyStore {
     /// agent on the same directory fails here with a message naming the first.
     pub fn open(dir: &Path, settings: BackendSettings) -> Result<Self, BackendError> {
         fsutil::ensure_private_dir(dir, "vault directory").map_err(|err| {
-            tracing::error!("{err:#}");
+            // Not logged here: the caller reports it (`avp-agent: …` once at start-up).
             BackendError::io(
                 "preparing the vault directory",
                 std::io::Error::other(format!("{err:#}")),
