@@ -53,8 +53,13 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> Result<(), Failure> {
 
 pub fn unlock(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
     let mut client = ctx.connect()?;
-    // Asked first only to word the answer: the agent checks the passphrase either way.
-    let was_unlocked = client.status()?.state == VaultState::Unlocked;
+    // Asked first to word the answer (the agent checks the passphrase either way), and so
+    // that with no vault yet the answer is `avp init`, not how to give a passphrase.
+    let state = client.status()?.state;
+    if state == VaultState::Uninitialized {
+        return Err(avp_client::Error::VaultNotInitialized.into());
+    }
+    let was_unlocked = state == VaultState::Unlocked;
     let passphrase = passphrase(&args, "Vault passphrase: ", "passphrase", false)?;
     client.unlock(passphrase)?;
     let human = if was_unlocked {

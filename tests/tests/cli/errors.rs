@@ -110,6 +110,13 @@ fn an_uninitialized_vault_says_to_run_init() {
         "avp: no vault exists yet (VAULT_NOT_INITIALIZED) — run `avp init`\n"
     );
     assert_eq!(code(&run(&agent, &["get", "A"], b"")), 1);
+    // Without a terminal, too: the missing vault, not how to give a passphrase.
+    let out = run(&agent, &["unlock"], b"");
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        text(&out.stderr),
+        "avp: no vault exists yet (VAULT_NOT_INITIALIZED) — run `avp init`\n"
+    );
 }
 
 #[test]
@@ -152,8 +159,14 @@ fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
 #[test]
 fn passphrases_need_a_terminal_or_passphrase_stdin() {
     let agent = TestAgent::start();
-    for args in [&["init"][..], &["unlock"], &["passwd"]] {
-        let out = run(&agent, args, b"");
+    // `unlock` needs a vault to get as far as asking (with none it says to run init).
+    let initialized = TestAgent::start_initialized();
+    for (agent, args) in [
+        (&agent, &["init"][..]),
+        (&initialized, &["unlock"]),
+        (&agent, &["passwd"]),
+    ] {
+        let out = run(agent, args, b"");
         assert_eq!(code(&out), 2, "{args:?}");
         assert_eq!(
             text(&out.stderr),
