@@ -154,22 +154,41 @@ pub fn run(
     Ok(exit)
 }
 
+/// Exit status when the command cannot be executed (as in POSIX shells).
+const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// Exit status when the command is not found (as in POSIX shells).
+const EXIT_NOT_FOUND: i32 = 127;
+
 /// `avp-agent -- CMD`: runs CMD with `AVP_SOCK` set; the agent ends when it does, with its
-/// exit status (see [`exit_code`]). A terminating signal to the agent ends the agent too
-/// (CMD is left to its own fate, as with ssh-agent). A thread waits for the child.
+/// exit status (see [`exit_code`]), or 127/126 when CMD is not found or cannot be run.
+/// A terminating signal to the agent ends the agent too (CMD is left to its own fate, as
+/// with ssh-agent). A thread waits for the child.
 fn spawn_command(
     socket: &AgentSocket,
     program: &OsString,
     args: &[OsString],
     stop: Sender<Stop>,
 ) -> Result<()> {
-    let mut child = std::process::Command::new(program)
+    let spawned = std::process::Command::new(program)
         .args(args)
         .env("AVP_SOCK", &socket.path)
         .env("AVP_AGENT_PID", std::process::id().to_string())
         .env_remove("NOTIFY_SOCKET")
-        .spawn()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            // As a shell (and `avp run`) would: 127 not found, 126 found but not runnable.
+            // It ends the agent the way the command's own exit would, socket removed.
+            let code = match err.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                _ => EXIT_CANNOT_EXECUTE,
+            };
+            eprintln!("avp-agent: cannot run {}: {err}", program.to_string_lossy());
+            let _ = stop.send(Stop::Child(ExitStatus::from_raw(code << 8)));
+            return Ok(());
+        }
+    };
     std::thread::Builder::new()
         .name("avp-child".into())
         .spawn(move || match child.wait() {

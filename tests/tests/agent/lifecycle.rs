@@ -556,3 +556,29 @@ fn the_run_mode_command_starts_with_no_signal_blocked() {
         "the command inherited blocked signals: {line}"
     );
 }
+
+/// `avp-agent -- CMD` answers a command it cannot start as a shell (and `avp run`) does:
+/// 127 when it is not found, 126 when it is found but cannot be run, and says so once;
+/// the socket is removed as after any other end of the command.
+#[test]
+fn run_mode_exits_127_for_a_missing_command_and_126_for_one_that_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+    let not_runnable = dir.path().join("not-runnable");
+    std::fs::write(&not_runnable, b"#!/bin/sh\n").unwrap();
+    for (program, code) in [
+        (dir.path().join("nonexistent"), 127),
+        (not_runnable.clone(), 126),
+    ] {
+        let output = agent_on(&socket, dir.path(), "")
+            .arg("--")
+            .arg(&program)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        let said = format!("avp-agent: cannot run {}: ", program.display());
+        assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+        assert!(!socket.exists(), "the socket is removed: {stderr}");
+    }
+}
