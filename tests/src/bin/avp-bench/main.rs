@@ -5,6 +5,7 @@
 //! cargo build --release && target/release/avp-bench          # the full run (minutes)
 //! target/release/avp-bench --quick                            # tiny sizes (CI)
 //! target/release/avp-bench --only retrieve,store              # some rows
+//! target/release/avp-bench --help                             # the options
 //! ```
 //!
 //! Floors: a bare Unix-socket echo server answering frames of the agent's response size
@@ -13,6 +14,7 @@
 //! (unlock). Agent and floor are sampled in alternating blocks so machine noise hits both.
 //! The Redis rows run when `redis-server` is installed.
 
+mod args;
 mod durable;
 mod latency;
 mod redis;
@@ -20,7 +22,7 @@ mod setup;
 mod stats;
 mod wire;
 
-use std::path::PathBuf;
+use clap::Parser;
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -49,25 +51,12 @@ const ROWS: &[(&str, RowFn)] = &[
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--echo-server") {
-        let path = PathBuf::from(&args[i + 1]);
-        let reply_len = args
-            .iter()
-            .position(|a| a == "--reply-len")
-            .and_then(|j| args.get(j + 1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1024);
-        wire::serve_echo(&path, reply_len);
+    let args = args::Args::parse();
+    if let Some(path) = &args.echo_server {
+        wire::serve_echo(path, args.reply_len);
     }
-    let config = Config {
-        quick: args.iter().any(|a| a == "--quick"),
-    };
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|list| list.split(',').map(str::to_owned).collect());
+    let config = Config { quick: args.quick };
+    let only = args.only;
     let mut rows = Vec::new();
     for (name, run) in ROWS {
         if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
