@@ -345,25 +345,7 @@ fn responses() -> Vec<(Example, Response)> {
         example(
             "response-status",
             "Response::Status, unlocked",
-            Response::Status(StatusInfo {
-                state: VaultState::Unlocked,
-                vault_location: "/home/u/.local/share/avp".into(),
-                backend: "vault".into(),
-                workspaces: 2,
-                secrets: 7,
-                sessions: 1,
-                idle_lock_in_seconds: Some(900),
-                max_unlock_in_seconds: Some(43_200),
-                agent_version: "0.1.0".into(),
-                protocol_version: PROTOCOL_VERSION,
-                pid: 4242,
-                hardening: Hardening {
-                    dumpable: false,
-                    core_limit: 0,
-                    locked_memory_bytes: 65_536,
-                    memlock_limit: None,
-                },
-            }),
+            Response::Status(common::examples::unlocked_status()),
         ),
         example(
             "response-passphrase-changed",

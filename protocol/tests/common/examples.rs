@@ -139,6 +139,29 @@ pub fn response_variant(response: &Response) -> usize {
 }
 
 /// One example of every response variant; `Retrieved` holds `secret` as its value.
+/// The STATUS answer of an unlocked agent that every example set uses.
+pub fn unlocked_status() -> StatusInfo {
+    StatusInfo {
+        state: VaultState::Unlocked,
+        vault_location: "/home/u/.local/share/avp".into(),
+        backend: "vault".into(),
+        workspaces: 2,
+        secrets: 7,
+        sessions: 1,
+        idle_lock_in_seconds: Some(900),
+        max_unlock_in_seconds: Some(43_200),
+        agent_version: "0.1.0".into(),
+        protocol_version: PROTOCOL_VERSION,
+        pid: 4242,
+        hardening: Hardening {
+            dumpable: false,
+            core_limit: 0,
+            locked_memory_bytes: 65_536,
+            memlock_limit: None,
+        },
+    }
+}
+
 pub fn every_response_holding(secret: &[u8]) -> Vec<Response> {
     let meta = SecretMeta {
         name: name("api_key"),
@@ -211,25 +234,7 @@ pub fn every_response_holding(secret: &[u8]) -> Vec<Response> {
         Response::Initialized,
         Response::Unlocked,
         Response::Locked,
-        Response::Status(StatusInfo {
-            state: VaultState::Unlocked,
-            vault_location: "/home/u/.local/share/avp".into(),
-            backend: "vault".into(),
-            workspaces: 2,
-            secrets: 7,
-            sessions: 1,
-            idle_lock_in_seconds: Some(900),
-            max_unlock_in_seconds: Some(43_200),
-            agent_version: "0.1.0".into(),
-            protocol_version: PROTOCOL_VERSION,
-            pid: 4242,
-            hardening: Hardening {
-                dumpable: false,
-                core_limit: 0,
-                locked_memory_bytes: 65_536,
-                memlock_limit: None,
-            },
-        }),
+        Response::Status(unlocked_status()),
         Response::PassphraseChanged,
         Response::Error(ErrorResponse::new(
             ErrorCode::VaultLocked,
