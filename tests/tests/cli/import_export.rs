@@ -173,11 +173,12 @@ fn dotenv_export_then_import_round_trips_tricky_values() {
     assert_eq!(out.stdout, std::fs::read(&file).unwrap());
 }
 
-#[test]
-fn a_value_with_a_nul_byte_is_not_exported_as_dotenv() {
+/// Stores `FINE` and `name` = `value`, then checks that a dotenv export to a file is refused
+/// with `stderr` (exit 1) and writes nothing. Returns the agent for further checks.
+fn assert_dotenv_export_refused(name: &str, value: &[u8], stderr: &str) -> TestAgent {
     let agent = TestAgent::start_initialized();
     set(&agent, "FINE", b"ok");
-    set(&agent, "WITH_NUL", b"secret\x00part");
+    set(&agent, name, value);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.env");
     let out = run(
@@ -186,14 +187,20 @@ fn a_value_with_a_nul_byte_is_not_exported_as_dotenv() {
         b"",
     );
     assert_eq!(code(&out), 1);
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        stderr,
+    assert_eq!(text(&out.stderr), stderr);
+    assert!(!file.exists(), "nothing is written");
+    agent
+}
+
+#[test]
+fn a_value_with_a_nul_byte_is_not_exported_as_dotenv() {
+    let agent = assert_dotenv_export_refused(
+        "WITH_NUL",
+        b"secret\x00part",
         "avp: `WITH_NUL` holds a NUL byte, which a dotenv file cannot carry (INVALID_REQUEST) \
          — export with `--format json`, which keeps any name and any bytes; nothing was \
-         exported\n"
+         exported\n",
     );
-    assert!(!file.exists(), "nothing is written");
     let out = run(&agent, &["export"], b"");
     assert_eq!(code(&out), 1);
     assert!(out.stdout.is_empty());
@@ -203,24 +210,13 @@ fn a_value_with_a_nul_byte_is_not_exported_as_dotenv() {
 fn a_name_that_is_not_a_shell_variable_is_not_exported_as_dotenv() {
     // `db.url='x'` is not an assignment to a shell: `set -a; . ./file` would look up and run
     // a command named `db.url=x` (a path, when the value holds a `/`).
-    let agent = TestAgent::start_initialized();
-    set(&agent, "FINE", b"ok");
-    set(&agent, "db.url", b"./payload");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out.env");
-    let out = run(
-        &agent,
-        &["export", "--format", "dotenv", "-o", file.to_str().unwrap()],
-        b"",
-    );
-    assert_eq!(code(&out), 1);
-    assert_eq!(
-        text(&out.stderr),
+    let agent = assert_dotenv_export_refused(
+        "db.url",
+        b"./payload",
         "avp: `db.url` is not a shell variable name, so a dotenv file cannot carry it \
          (INVALID_REQUEST) — export with `--format json`, which keeps any name and any bytes; \
-         nothing was exported\n"
+         nothing was exported\n",
     );
-    assert!(!file.exists(), "nothing is written");
     let out = run(&agent, &["export", "--format", "json"], b"");
     assert_eq!(code(&out), 0, "JSON keeps it");
 }
