@@ -10,7 +10,7 @@ use avp_protocol::frame::nonblocking;
 use avp_protocol::{
     Cursor, DeleteResult, DiscoverInfo, HistoryResult, Labels, ListPage, Passphrase, Response,
     RotateResult, Secret, SecretMeta, SecretName, SecretValue, StatusInfo, StoreResult,
-    WorkspaceId,
+    WorkspaceId, WorkspacesResult,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -230,6 +230,11 @@ impl AsyncClient {
     /// The agent's state, counters, timers and versions.
     pub async fn status(&mut self) -> Result<StatusInfo> {
         self.run(calls::status()).await
+    }
+
+    /// The workspaces holding live secrets, with their counts (no session needed).
+    pub async fn workspaces(&mut self) -> Result<WorkspacesResult> {
+        self.run(calls::workspaces()).await
     }
 
     /// Re-wraps the vault under `new`.

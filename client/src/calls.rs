@@ -7,7 +7,7 @@ use crate::session::Session;
 use avp_protocol::{
     Cursor, DeleteResult, DiscoverInfo, ExpiryChange, HistoryResult, Labels, Limits, ListPage,
     PROTOCOL_VERSION, Passphrase, Request, Response, RotateResult, Secret, SecretName, SecretValue,
-    StatusInfo, StoreResult, WorkspaceId,
+    StatusInfo, StoreResult, WorkspaceId, WorkspacesResult,
 };
 
 /// The `agent_id` the library reports to the agent's audit log unless told otherwise.
@@ -251,6 +251,13 @@ pub(crate) fn lock() -> Call<()> {
 pub(crate) fn status() -> Call<StatusInfo> {
     Call::new(Request::Status, |r| match r {
         Response::Status(info) => Some(info),
+        _ => None,
+    })
+}
+
+pub(crate) fn workspaces() -> Call<WorkspacesResult> {
+    Call::new(Request::Workspaces, |r| match r {
+        Response::Workspaces(result) => Some(result),
         _ => None,
     })
 }

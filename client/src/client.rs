@@ -8,6 +8,7 @@ use crate::socket_path;
 use avp_protocol::{
     Cursor, DeleteResult, DiscoverInfo, HistoryResult, Labels, ListPage, Passphrase, RotateResult,
     Secret, SecretMeta, SecretName, SecretValue, StatusInfo, StoreResult, WorkspaceId,
+    WorkspacesResult,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -189,6 +190,11 @@ impl Client {
     /// The agent's state, counters, timers and versions.
     pub fn status(&mut self) -> Result<StatusInfo> {
         self.conn.run(calls::status())
+    }
+
+    /// The workspaces holding live secrets, with their counts (no session needed).
+    pub fn workspaces(&mut self) -> Result<WorkspacesResult> {
+        self.conn.run(calls::workspaces())
     }
 
     /// Re-wraps the vault under `new`.

@@ -50,5 +50,5 @@ pub use avp_protocol::{
     BackendStatus, Cursor, DeleteResult, DiscoverInfo, ErrorCode, ExpiryChange, HistoryResult,
     Labels, Limits, ListPage, PROTOCOL_VERSION, Passphrase, RotateResult, Secret, SecretMeta,
     SecretName, SecretValue, StatusInfo, StoreResult, Timestamp, VaultState, VersionInfo,
-    WorkspaceId,
+    WorkspaceCount, WorkspaceId, WorkspacesResult,
 };

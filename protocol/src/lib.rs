@@ -35,7 +35,7 @@ pub use request::Request;
 pub use response::{
     BackendInfo, BackendStatus, Capabilities, DeleteResult, DiscoverInfo, Hardening, HistoryResult,
     ListPage, Response, RotateResult, Secret, SecretMeta, SessionInfo, StatusInfo, StoreResult,
-    VaultState, VersionInfo,
+    VaultState, VersionInfo, WorkspaceCount, WorkspacesResult,
 };
 pub use secret::{Passphrase, SecretValue};
 pub use types::{

@@ -109,6 +109,9 @@ pub enum Request {
         /// The new passphrase.
         new: Passphrase,
     },
+    /// The workspaces holding live secrets, with their counts; needs no session (the
+    /// socket's peer check authorizes it, as for `Status`).
+    Workspaces,
 }
 
 impl Request {
@@ -130,6 +133,7 @@ impl Request {
             Self::Lock => "LOCK",
             Self::Status => "STATUS",
             Self::ChangePassphrase { .. } => "CHANGE_PASSPHRASE",
+            Self::Workspaces => "WORKSPACES",
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum Response {
     PassphraseChanged,
     /// Any request may be answered with an error instead.
     Error(ErrorResponse),
+    /// Answer to `Workspaces`.
+    Workspaces(WorkspacesResult),
 }
 
 impl Response {
@@ -66,6 +68,7 @@ impl Response {
             Self::Status(_) => "Status",
             Self::PassphraseChanged => "PassphraseChanged",
             Self::Error(_) => "Error",
+            Self::Workspaces(_) => "Workspaces",
         }
     }
 }
@@ -302,4 +305,29 @@ pub struct StatusInfo {
     pub pid: u32,
     /// Hardening facts.
     pub hardening: Hardening,
+}
+
+/// One workspace and how many live secrets it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceCount {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// Live (unexpired) secrets in it, at least 1.
+    pub secrets: u64,
+}
+
+/// Result of WORKSPACES.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspacesResult {
+    /// The workspaces holding at least one live secret, sorted by the byte order of their
+    /// id; at most [`WorkspacesResult::MAX_LISTED`].
+    pub workspaces: Vec<WorkspaceCount>,
+    /// True when more workspaces exist than were listed.
+    pub truncated: bool,
+}
+
+impl WorkspacesResult {
+    /// The most workspaces one answer lists: at the longest id (255 bytes) they still fit a
+    /// frame, whatever integer width the decoder charges (§10).
+    pub const MAX_LISTED: usize = 3_000;
 }

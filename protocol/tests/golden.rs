@@ -198,6 +198,11 @@ fn requests() -> Vec<(Example, Option<Request>)> {
                 new: Passphrase::new("word"),
             },
         ),
+        typed(
+            "request-workspaces",
+            "Request::Workspaces",
+            Request::Workspaces,
+        ),
     ]
 }
 
@@ -368,6 +373,23 @@ fn responses() -> Vec<(Example, Response)> {
                 "client speaks protocol version 2, this agent speaks 1: use an avp client and \
                  agent from the same release",
             )),
+        ),
+        example(
+            "response-workspaces",
+            "Response::Workspaces, default with 3 secrets and team/job with 1",
+            Response::Workspaces(WorkspacesResult {
+                workspaces: vec![
+                    WorkspaceCount {
+                        workspace: WorkspaceId::default_workspace(),
+                        secrets: 3,
+                    },
+                    WorkspaceCount {
+                        workspace: WorkspaceId::new("team/job").expect("valid"),
+                        secrets: 1,
+                    },
+                ],
+                truncated: false,
+            }),
         ),
     ]
 }

@@ -2,8 +2,9 @@
 //! operation, and records each decision in the audit log; each file below does the work of
 //! its operations: `discover`, `status`, `authenticate`, `terminate`, `passphrase` (INIT,
 //! UNLOCK, CHANGE_PASSPHRASE checks in front of the lock state) and `secrets` (the six
-//! secret operations, one backend call each, which is why they share a file). LOCK is one
-//! call to the lock state, made here.
+//! secret operations, one backend call each, which is why they share a file) and
+//! `workspaces` (WORKSPACES, which needs no session). LOCK is one call to the lock state,
+//! made here.
 
 mod authenticate;
 mod discover;
@@ -11,6 +12,7 @@ mod passphrase;
 mod secrets;
 mod status;
 mod terminate;
+mod workspaces;
 
 use crate::audit::Peer;
 use crate::error::{Failure, Outcome};
@@ -84,6 +86,7 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
         )),
         Request::Discover => Ok(discover::run(state)),
         Request::Status => Ok(status::run(state)),
+        Request::Workspaces => workspaces::run(state),
         Request::Lock => {
             // Locking a locked vault is not an error.
             state.lock_state.lock("requested");

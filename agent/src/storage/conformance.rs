@@ -82,7 +82,8 @@ macro_rules! conformance_rules {
             expired_secrets_are_invisible,
             workspaces_are_isolated,
             the_secret_count_per_workspace_is_enforced,
-            counts_report_live_secrets
+            counts_report_live_secrets,
+            workspaces_list_live_secrets_by_id
         );
     };
 }
@@ -856,4 +857,34 @@ pub fn counts_report_live_secrets(make: Make<'_>) {
         (1, 2),
         "expired secrets do not count"
     );
+}
+
+/// `workspaces` lists each workspace holding live secrets, sorted by id, with its count.
+pub fn workspaces_list_live_secrets_by_id(make: Make<'_>) {
+    let s = fresh(make);
+    let b = &*s.backend;
+    assert_eq!(b.workspaces(at(0)).expect("workspaces"), vec![]);
+    put(b, "team/b", "k1", b"v", at(0));
+    put(b, "a", "k1", b"v", at(0));
+    put(b, "a", "k2", b"v", at(0));
+    b.store(
+        &ws("c"),
+        &name("k"),
+        value(b"v"),
+        None,
+        ExpiryChange::Set(at(5)),
+        at(0),
+    )
+    .expect("store");
+    assert_eq!(
+        b.workspaces(at(1)).expect("workspaces"),
+        vec![(ws("a"), 2), (ws("c"), 1), (ws("team/b"), 1)]
+    );
+    assert_eq!(
+        b.workspaces(at(5)).expect("workspaces"),
+        vec![(ws("a"), 2), (ws("team/b"), 1)],
+        "a workspace whose secrets all expired is not listed"
+    );
+    assert!(b.delete(&ws("team/b"), &name("k1"), at(6)).expect("delete"));
+    assert_eq!(b.workspaces(at(6)).expect("workspaces"), vec![(ws("a"), 2)]);
 }

@@ -415,6 +415,20 @@ impl SecretStore {
         counts
     }
 
+    /// Each workspace holding live secrets with their number, sorted by workspace id.
+    pub fn workspace_counts(&self, now: Timestamp) -> Vec<(WorkspaceId, u64)> {
+        let mut counts: Vec<_> = self
+            .workspaces
+            .iter()
+            .filter_map(|(workspace, secrets)| {
+                let live = secrets.values().filter(|e| !e.expired(now)).count() as u64;
+                (live > 0).then(|| (workspace.clone(), live))
+            })
+            .collect();
+        counts.sort_unstable();
+        counts
+    }
+
     /// Every retained version of every secret live at `now`, in replay order (per secret,
     /// oldest version first): what a compacted snapshot must hold.
     pub fn for_each_version(

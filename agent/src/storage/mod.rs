@@ -226,6 +226,10 @@ pub trait Backend: Send + Sync {
 
     /// Counters for STATUS.
     fn counts(&self, now: Timestamp) -> Counts;
+
+    /// WORKSPACES: every workspace holding live secrets and how many, sorted by id.
+    /// Unlike [`Backend::counts`] it fails rather than under-report (Redis down).
+    fn workspaces(&self, now: Timestamp) -> Result<Vec<(WorkspaceId, u64)>, BackendError>;
 }
 
 /// Where a vault lives: creates it, unlocks it, re-wraps its identity.

@@ -158,4 +158,8 @@ impl<P: Persist> Backend for Served<P> {
     fn counts(&self, now: Timestamp) -> Counts {
         self.read().counts(now)
     }
+
+    fn workspaces(&self, now: Timestamp) -> Result<Vec<(WorkspaceId, u64)>, BackendError> {
+        Ok(self.read().workspace_counts(now))
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// Number of `Request` variants. [`request_variant`] does not compile when a variant is
 /// added: give it the next index, raise this count, and add an example to [`every_request`]
 /// and an arm to [`request`].
-pub const REQUEST_VARIANTS: usize = 15;
+pub const REQUEST_VARIANTS: usize = 16;
 
 /// The index of a request's variant, by an exhaustive match.
 pub fn request_variant(request: &Request) -> usize {
@@ -27,6 +27,7 @@ pub fn request_variant(request: &Request) -> usize {
         Request::Lock => 12,
         Request::Status => 13,
         Request::ChangePassphrase { .. } => 14,
+        Request::Workspaces => 15,
     }
 }
 
@@ -105,6 +106,7 @@ pub fn every_request_holding(secret: &[u8]) -> Vec<Request> {
             old: Passphrase::new(text),
             new: Passphrase::new(text),
         },
+        Request::Workspaces,
     ]
 }
 
@@ -114,7 +116,7 @@ pub fn every_request() -> Vec<Request> {
 }
 
 /// Number of `Response` variants; see [`REQUEST_VARIANTS`] for what to do when it changes.
-pub const RESPONSE_VARIANTS: usize = 16;
+pub const RESPONSE_VARIANTS: usize = 17;
 
 /// The index of a response's variant, by an exhaustive match.
 pub fn response_variant(response: &Response) -> usize {
@@ -135,6 +137,7 @@ pub fn response_variant(response: &Response) -> usize {
         Response::Status(_) => 13,
         Response::PassphraseChanged => 14,
         Response::Error(_) => 15,
+        Response::Workspaces(_) => 16,
     }
 }
 
@@ -240,6 +243,13 @@ pub fn every_response_holding(secret: &[u8]) -> Vec<Response> {
             ErrorCode::VaultLocked,
             "vault is locked — run `avp unlock`",
         )),
+        Response::Workspaces(WorkspacesResult {
+            workspaces: vec![WorkspaceCount {
+                workspace: WorkspaceId::new("team/job").expect("valid workspace"),
+                secrets: 3,
+            }],
+            truncated: false,
+        }),
     ]
 }
 

@@ -201,6 +201,7 @@ pub fn request() -> impl Strategy<Value = Request> {
         Just(()).prop_map(|()| Request::Lock),
         Just(()).prop_map(|()| Request::Status),
         (passphrase(), passphrase()).prop_map(|(old, new)| Request::ChangePassphrase { old, new }),
+        Just(()).prop_map(|()| Request::Workspaces),
     ]
 }
 
@@ -414,5 +415,16 @@ pub fn response() -> impl Strategy<Value = Response> {
         Just(()).prop_map(|()| Response::PassphraseChanged),
         (error_code(), text(64))
             .prop_map(|(code, message)| Response::Error(ErrorResponse::new(code, message))),
+        (vec((workspace_id(), any::<u64>()), 0..8), any::<bool>()).prop_map(
+            |(counts, truncated)| {
+                Response::Workspaces(WorkspacesResult {
+                    workspaces: counts
+                        .into_iter()
+                        .map(|(workspace, secrets)| WorkspaceCount { workspace, secrets })
+                        .collect(),
+                    truncated,
+                })
+            }
+        ),
     ]
 }

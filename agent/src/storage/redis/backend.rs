@@ -399,4 +399,20 @@ impl Backend for RedisBackend {
         }
         counts
     }
+
+    fn workspaces(&self, now: Timestamp) -> Result<Vec<(WorkspaceId, u64)>, BackendError> {
+        let tags = self.redis.run(|conn, _| scripts::workspaces(conn))?;
+        let mut counts = Vec::new();
+        for ws in tags.iter().filter_map(|tag| keys::workspace_from_tag(tag)) {
+            let (live, sample) = self.fresh(&ws, |cache, generation| {
+                cache.live_sample(&ws.tag, generation, now)
+            })?;
+            // Redis holds only the workspace's tag: its id comes from a decrypted record.
+            if let Some(sample) = sample {
+                counts.push((sample.meta()?.workspace, live));
+            }
+        }
+        counts.sort_unstable();
+        Ok(counts)
+    }
 }

@@ -362,6 +362,22 @@ impl MetaCache {
         })
     }
 
+    /// Live secrets in the workspace and the first of them (whose record names the
+    /// workspace, which its tag hides), if the listing is current.
+    pub fn live_sample(
+        &self,
+        workspace: &str,
+        generation: u64,
+        now: Timestamp,
+    ) -> Option<(u64, Option<Arc<Cached>>)> {
+        self.with_listing(workspace, generation, |by_name| {
+            let mut live = by_name.iter().filter(|c| !c.expired(now));
+            let first = live.next().cloned();
+            let count = u64::from(first.is_some()) + live.count() as u64;
+            (count, first)
+        })
+    }
+
     /// Up to `max` expired secrets of a current listing.
     pub fn expired(
         &self,
