@@ -1,5 +1,10 @@
 //! The command line (README "The avp CLI"), as clap derive definitions only.
 
+pub use crate::commands::audit::AuditArgs;
+pub use crate::commands::copy::CopyArgs;
+pub use crate::commands::edit::EditArgs;
+pub use crate::commands::restore::RestoreArgs;
+use crate::generate::Charset;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,17 +36,16 @@ pub struct Global {
     )]
     pub socket: Option<PathBuf>,
 
-    /// The workspace to act on
+    /// The workspace to act on [default: default; `avp audit`: every workspace]
     #[arg(
         short = 'w',
         long,
         global = true,
         env = "AVP_WORKSPACE",
-        default_value = "default",
         value_name = "WS",
         help_heading = "Global options"
     )]
-    pub workspace: String,
+    pub workspace: Option<String>,
 
     /// Print one JSON document on stdout (errors as {"error":{"code","message"}} on stderr)
     #[arg(long, global = true, help_heading = "Global options")]
@@ -68,12 +72,24 @@ pub enum Command {
     Get(GetArgs),
     /// List the workspace's secrets (names and metadata, never values)
     Ls(LsArgs),
-    /// Delete a secret and all its versions
+    /// Delete a secret and all its versions (asks first on a terminal)
     Rm(RmArgs),
     /// Give an existing secret a new value, keeping its labels and expiry
     Rotate(RotateArgs),
     /// List a secret's retained versions
     History(NameArg),
+    /// Edit a secret's value in $VISUAL or $EDITOR (a private file on a tmpfs, wiped after)
+    Edit(EditArgs),
+    /// Copy a secret (value, labels, expiry) to another name or workspace
+    Cp(CopyArgs),
+    /// Move a secret to another name or workspace (deleted only once the copy is stored)
+    Mv(CopyArgs),
+    /// Store a retained older version's value again, as a new version (undo a bad `set`)
+    Restore(RestoreArgs),
+    /// List the workspaces that hold secrets, with their counts
+    Workspaces,
+    /// Show the agent's audit log as a table (`--json`: its JSON lines as written)
+    Audit(AuditArgs),
     /// Store every entry of a dotenv or JSON file (all or nothing)
     Import(ImportArgs),
     /// Write the workspace's secrets as a dotenv or JSON file
@@ -141,6 +157,37 @@ pub struct SetArgs {
     /// current value is stored again (a new version) without asking for it
     #[arg(long, conflicts_with_all = ["expires_in", "expires_at"])]
     pub no_expiry: bool,
+
+    /// Generate the value from the operating system's random generator instead of reading
+    /// one. Refuses to replace an existing secret unless --force, and never prints the
+    /// value unless --print; read it with `avp get`
+    #[arg(long, conflicts_with = "value", help_heading = "Generating a value")]
+    pub generate: bool,
+
+    /// Length of a generated value, in characters
+    #[arg(long, value_name = "N", default_value_t = 32, requires = "generate",
+          value_parser = clap::value_parser!(u32).range(1..=65_536),
+          help_heading = "Generating a value")]
+    pub length: u32,
+
+    /// The characters a generated value is drawn from, uniformly
+    #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate",
+          help_heading = "Generating a value")]
+    pub charset: Charset,
+
+    /// Also print the generated value on standard output
+    #[arg(long, requires = "generate", help_heading = "Generating a value")]
+    pub print: bool,
+
+    /// With --generate: replace the value of an existing secret (a new version; the old
+    /// one stays in `avp history`)
+    #[arg(
+        short,
+        long,
+        requires = "generate",
+        help_heading = "Generating a value"
+    )]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +205,15 @@ pub struct LsArgs {
     /// Only secrets carrying this label (repeatable: all must match)
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+
+    /// Show a masked preview of each value: its length and at most its first few
+    /// characters (none for short or binary values), never the whole value
+    #[arg(long)]
+    pub values: bool,
+
+    /// Show each value in full (implies --values)
+    #[arg(long)]
+    pub reveal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -165,9 +221,13 @@ pub struct RmArgs {
     /// The secret's name
     pub name: String,
 
-    /// Succeed even if the secret does not exist
+    /// Succeed even if the secret does not exist, and do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
+
+    /// Do not ask for confirmation (asked only when standard input is a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

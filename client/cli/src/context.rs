@@ -18,8 +18,8 @@ const SESSION_TTL_SECONDS: u64 = 600;
 pub struct Ctx {
     /// The agent's socket (PROTOCOL.md §2.1).
     pub socket: PathBuf,
-    /// `-w/--workspace` as given; validated when a command needs it.
-    workspace: String,
+    /// `-w/--workspace` (or `AVP_WORKSPACE`) as given; validated when a command needs it.
+    workspace: Option<String>,
     /// `--json`.
     pub json: bool,
 }
@@ -33,9 +33,22 @@ impl Ctx {
         }
     }
 
-    /// The workspace, validated (`INVALID_WORKSPACE` before anything is sent).
+    /// The workspace, validated (`INVALID_WORKSPACE` before anything is sent); `default`
+    /// unless one was given.
     pub fn workspace(&self) -> Result<WorkspaceId, Failure> {
-        Ok(WorkspaceId::new(self.workspace.clone()).map_err(avp_client::Error::from)?)
+        match self.given_workspace()? {
+            Some(workspace) => Ok(workspace),
+            None => Ok(WorkspaceId::default_workspace()),
+        }
+    }
+
+    /// The workspace if one was given (`-w` or `AVP_WORKSPACE`), validated: `avp audit`
+    /// shows every workspace unless asked for one.
+    pub fn given_workspace(&self) -> Result<Option<WorkspaceId>, Failure> {
+        self.workspace
+            .clone()
+            .map(|text| Ok(WorkspaceId::new(text).map_err(avp_client::Error::from)?))
+            .transpose()
     }
 
     /// Connects and greets the agent.
@@ -50,12 +63,18 @@ impl Ctx {
     ) -> Result<T, Failure> {
         let workspace = self.workspace()?;
         let mut client = self.connect()?;
-        let session = client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?;
+        let session = session_on(&mut client, &workspace)?;
         let result = f(&mut client, &session);
         // The agent would expire it anyway; a failure to end it early changes nothing.
         let _ = client.terminate(session);
         result
     }
+}
+
+/// Opens a short-lived session on `workspace` (for commands that use more than one, such
+/// as `cp` across workspaces); the caller terminates it.
+pub fn session_on(client: &mut Client, workspace: &WorkspaceId) -> Result<Session, Failure> {
+    Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
 }
 
 /// A secret name, validated (`INVALID_NAME` before anything is sent).

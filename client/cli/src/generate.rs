@@ -1,4 +1,4 @@
-//! Random values for `rotate --generate`, straight from the operating system's generator.
+//! Random values for `set --generate` and `rotate --generate`, straight from the operating system's generator.
 
 use crate::fail::Failure;
 use avp_client::SecretValue;
@@ -8,10 +8,53 @@ use zeroize::Zeroizing;
 /// format, about 5.95 bits of entropy per character.
 pub const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// `length` characters drawn uniformly from [`ALPHABET`]: random bytes at or above the
-/// largest multiple of 62 are rejected, so no character is more likely than another.
+/// The characters a generated value is drawn from (`set --generate --charset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Charset {
+    /// A-Z, a-z, 0-9 (about 5.95 bits a character): safe in every shell, URL and config
+    Alnum,
+    /// Every printable ASCII character but space (94, about 6.55 bits a character)
+    Ascii,
+    /// 0-9 and a-f (4 bits a character)
+    Hex,
+    /// 0-9 (about 3.32 bits a character), for PINs
+    Digits,
+}
+
+impl Charset {
+    /// The characters, each once.
+    pub fn alphabet(self) -> Vec<u8> {
+        match self {
+            Self::Alnum => ALPHABET.to_vec(),
+            Self::Ascii => (b'!'..=b'~').collect(),
+            Self::Hex => b"0123456789abcdef".to_vec(),
+            Self::Digits => b"0123456789".to_vec(),
+        }
+    }
+
+    /// The name `--charset` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alnum => "alnum",
+            Self::Ascii => "ascii",
+            Self::Hex => "hex",
+            Self::Digits => "digits",
+        }
+    }
+}
+
+/// `length` characters drawn uniformly from [`ALPHABET`].
 pub fn alphanumeric(length: usize) -> Result<SecretValue, Failure> {
-    const ACCEPT_BELOW: u8 = 248; // 4 * 62
+    from_alphabet(ALPHABET, length)
+}
+
+/// `length` characters drawn uniformly from `alphabet` (2–256 distinct bytes): random
+/// bytes at or above the largest multiple of its size are rejected, so no character is
+/// more likely than another.
+pub fn from_alphabet(alphabet: &[u8], length: usize) -> Result<SecretValue, Failure> {
+    let size = alphabet.len();
+    debug_assert!((2..=256).contains(&size));
+    let accept_below = 256 - 256 % size;
     let mut value = Zeroizing::new(vec![0u8; length]);
     let mut random = Zeroizing::new([0u8; 256]);
     let mut filled = 0;
@@ -22,11 +65,11 @@ pub fn alphanumeric(length: usize) -> Result<SecretValue, Failure> {
                 std::io::Error::other(err.to_string()),
             )
         })?;
-        for &byte in random.iter().filter(|&&b| b < ACCEPT_BELOW) {
+        for &byte in random.iter().filter(|&&b| usize::from(b) < accept_below) {
             if filled == length {
                 break;
             }
-            value[filled] = ALPHABET[usize::from(byte % 62)];
+            value[filled] = alphabet[usize::from(byte) % size];
             filled += 1;
         }
     }
@@ -54,5 +97,27 @@ mod tests {
         for c in ALPHABET {
             assert!(a.expose_secret().contains(c), "{} never drawn", *c as char);
         }
+    }
+
+    #[test]
+    fn every_charset_is_drawn_whole_and_only() {
+        for charset in [
+            Charset::Alnum,
+            Charset::Ascii,
+            Charset::Hex,
+            Charset::Digits,
+        ] {
+            let alphabet = charset.alphabet();
+            let value = from_alphabet(&alphabet, 8192).unwrap();
+            assert!(value.expose_secret().iter().all(|b| alphabet.contains(b)));
+            for c in &alphabet {
+                assert!(
+                    value.expose_secret().contains(c),
+                    "{} never drawn",
+                    *c as char
+                );
+            }
+        }
+        assert_eq!(Charset::Ascii.alphabet().len(), 94);
     }
 }

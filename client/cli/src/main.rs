@@ -4,6 +4,7 @@
 
 mod cli;
 mod code_env;
+mod commands;
 mod context;
 mod dotenv;
 mod fail;
@@ -37,6 +38,12 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Rm(args) => secrets::rm(ctx, args),
         Command::Rotate(args) => secrets::rotate(ctx, args),
         Command::History(args) => secrets::history(ctx, args),
+        Command::Edit(args) => commands::edit::edit(ctx, args),
+        Command::Cp(args) => commands::copy::copy(ctx, args, commands::copy::Mode::Copy),
+        Command::Mv(args) => commands::copy::copy(ctx, args, commands::copy::Mode::Move),
+        Command::Restore(args) => commands::restore::restore(ctx, args),
+        Command::Workspaces => commands::workspaces::list(ctx),
+        Command::Audit(args) => commands::audit::audit(ctx, args),
         Command::Import(args) => transfer::import(ctx, args),
         Command::Export(args) => transfer::export(ctx, args),
         Command::Run(args) => run::run(ctx, args),

@@ -40,7 +40,7 @@ fn past_expiry(problem: &str) -> Failure {
     )
 }
 
-fn expiry(args: &SetArgs) -> Result<ExpiryChange, Failure> {
+pub(crate) fn expiry(args: &SetArgs) -> Result<ExpiryChange, Failure> {
     if args.no_expiry {
         return Ok(ExpiryChange::Clear);
     }
@@ -77,18 +77,26 @@ fn restores_current_value(args: &SetArgs) -> bool {
     args.no_expiry && args.value.as_ref().is_none_or(|v| v == "-") && input::stdin_is_terminal()
 }
 
-pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
-    let workspace = ctx.workspace()?;
-    let name = context::name(&args.name)?;
-    let expires_at = expiry(&args)?;
-    let restore = restores_current_value(&args);
-    let labels = if args.clear_labels {
+/// The labels a `set` asks for: `None` keeps the existing ones.
+pub(crate) fn label_change(args: &mut SetArgs) -> Result<Option<Labels>, Failure> {
+    Ok(if args.clear_labels {
         Some(Labels::empty())
     } else if args.labels.is_empty() {
         None
     } else {
-        Some(context::labels(args.labels)?)
-    };
+        Some(context::labels(std::mem::take(&mut args.labels))?)
+    })
+}
+
+pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
+    if args.generate {
+        return crate::commands::generated::set(ctx, args);
+    }
+    let workspace = ctx.workspace()?;
+    let name = context::name(&args.name)?;
+    let expires_at = expiry(&args)?;
+    let restore = restores_current_value(&args);
+    let labels = label_change(&mut args)?;
     let value = if restore {
         None
     } else {
@@ -174,6 +182,9 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<(), Failure> {
+    if args.values || args.reveal {
+        return crate::commands::values::ls(ctx, args);
+    }
     let workspace = ctx.workspace()?;
     let filter = context::labels(args.labels)?;
     let secrets = ctx.with_session(|client, session| Ok(client.list_all(session, &filter)?))?;
@@ -214,7 +225,13 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<(), Failure> {
 pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
-    let result = ctx.with_session(|client, session| Ok(client.delete(session, &name)?))?;
+    let ask = !(args.force || args.yes) && input::stdin_is_terminal();
+    let result = ctx.with_session(|client, session| {
+        if ask {
+            crate::commands::confirm::delete(client, session, &name, &workspace)?;
+        }
+        Ok(client.delete(session, &name)?)
+    })?;
     if !result.deleted && !args.force {
         return Err(not_found(&name, &workspace, ""));
     }
