@@ -10,6 +10,7 @@ pub mod raw;
 pub mod redis;
 pub mod rng;
 pub mod sys;
+pub mod terminal;
 pub mod wire;
 
 use avp_protocol::frame;

@@ -164,29 +164,23 @@ pub struct SetArgs {
     #[arg(long, conflicts_with = "value", help_heading = "Generating a value")]
     pub generate: bool,
 
-    /// Length of a generated value, in characters
-    #[arg(long, value_name = "N", default_value_t = 32, requires = "generate",
+    /// Length of a generated value, in characters [default: 32]
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65_536),
           help_heading = "Generating a value")]
-    pub length: u32,
+    pub length: Option<u32>,
 
-    /// The characters a generated value is drawn from, uniformly
-    #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate",
-          help_heading = "Generating a value")]
-    pub charset: Charset,
+    /// The characters a generated value is drawn from, uniformly [default: alnum]
+    #[arg(long, value_enum, help_heading = "Generating a value")]
+    pub charset: Option<Charset>,
 
     /// Also print the generated value on standard output
-    #[arg(long, requires = "generate", help_heading = "Generating a value")]
+    #[arg(long, help_heading = "Generating a value")]
     pub print: bool,
 
     /// With --generate: replace the value of an existing secret (a new version; the old
     /// one stays in `avp history`)
-    #[arg(
-        short,
-        long,
-        requires = "generate",
-        help_heading = "Generating a value"
-    )]
+    #[arg(short, long, help_heading = "Generating a value")]
     pub force: bool,
 }
 

@@ -92,6 +92,7 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
     if args.generate {
         return crate::commands::generated::set(ctx, args);
     }
+    crate::commands::generated::refuse_options_without_generate(&args)?;
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
     let expires_at = expiry(&args)?;

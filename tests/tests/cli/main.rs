@@ -5,11 +5,18 @@
 //! one per file. Run one file's tests with its module path, e.g. `cargo test -p avp-tests
 //! --test cli -- basic::`.
 
+mod audit;
 mod basic;
+mod confirm;
+mod edit;
 mod errors;
+mod generate;
 mod hardening;
 mod import_export;
 mod json;
 mod quickstart;
+mod restore_copy;
 mod run;
 mod tty;
+mod values;
+mod workspaces;

@@ -11,3 +11,4 @@ mod memory;
 mod outage;
 mod shared;
 mod tls;
+mod workspaces;

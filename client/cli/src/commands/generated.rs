@@ -6,18 +6,36 @@
 use crate::cli::SetArgs;
 use crate::context::{self, Ctx};
 use crate::fail::Failure;
+use crate::generate::{self, Charset};
+use crate::input;
 use crate::output::{self, rfc3339};
 use crate::secrets::{expiry, label_change};
-use crate::{generate, input};
 use avp_client::{ErrorCode, SecretValue, StoreOptions};
 use serde_json::json;
 
+/// Default length of a generated value: 32 alphanumerics are about 190 bits.
+const DEFAULT_LENGTH: u32 = 32;
+
+/// `--length`, `--charset`, `--print` and `--force` mean something only with `--generate`
+/// (checked here: clap's `requires` does not catch them on this command).
+pub fn refuse_options_without_generate(args: &SetArgs) -> Result<(), Failure> {
+    if args.length.is_some() || args.charset.is_some() || args.print || args.force {
+        return Err(Failure::usage(
+            "--length, --charset, --print and --force go with --generate",
+            "add --generate, or drop them to store the value given",
+        ));
+    }
+    Ok(())
+}
+
 pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
+    let length = args.length.unwrap_or(DEFAULT_LENGTH);
+    let charset = args.charset.unwrap_or(Charset::Alnum);
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
     let expires_at = expiry(&args)?;
     let labels = label_change(&mut args)?;
-    let value = generate::from_alphabet(&args.charset.alphabet(), args.length as usize)?;
+    let value = generate::from_alphabet(&charset.alphabet(), length as usize)?;
     if value.len() > input::max_value_len() {
         return Err(input::too_large(value.len()));
     }
@@ -37,7 +55,7 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
         let options = StoreOptions { labels, expires_at };
         Ok(client.store(session, &name, value, options)?)
     })?;
-    let charset = args.charset.name();
+    let charset = charset.name();
     if ctx.json {
         let doc = json!({
             "name": name.as_str(),
@@ -45,7 +63,7 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
             "created": result.created,
             "created_at": rfc3339(result.created_at),
             "updated_at": rfc3339(result.updated_at),
-            "generated": {"length": args.length, "charset": charset},
+            "generated": {"length": length, "charset": charset},
         })
         .to_string();
         let Some(shown) = shown else {
@@ -67,7 +85,7 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
     };
     let line = format!(
         "{how} {name} in workspace {workspace} with {} random {charset} characters: version {}",
-        args.length, result.version
+        length, result.version
     );
     let Some(shown) = shown else {
         return output::print(&format!("{line} — read it with `avp get {name}`\n"));
