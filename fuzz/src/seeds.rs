@@ -35,7 +35,10 @@ fn store(n: &str, value: &[u8]) -> Request {
 fn conversations() -> Vec<(&'static str, Vec<Request>)> {
     let s = session;
     vec![
-        ("discover", vec![Request::Discover, Request::Status]),
+        (
+            "discover",
+            vec![Request::Discover, Request::Status, Request::Workspaces],
+        ),
         (
             "store-retrieve",
             vec![

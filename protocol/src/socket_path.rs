@@ -29,13 +29,22 @@ pub fn from_env(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> PathBuf {
     if let Some(sock) = var(SOCKET_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(sock);
     }
-    if let Some(runtime) = var("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_absolute())
-    {
+    if let Some(runtime) = runtime_dir_from(&var) {
         return runtime.join("avp").join("agent.sock");
     }
     PathBuf::from(format!("/tmp/avp-{uid}/agent.sock"))
+}
+
+/// `$XDG_RUNTIME_DIR` as the rule reads it (set and absolute), for the other things that
+/// belong there (`avp edit`'s temporary file).
+pub fn runtime_dir() -> Option<PathBuf> {
+    runtime_dir_from(&|key: &str| std::env::var_os(key))
+}
+
+fn runtime_dir_from(var: &impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    var("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
 }
 
 #[cfg(test)]

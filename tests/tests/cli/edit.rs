@@ -251,8 +251,8 @@ fn without_a_tmpfs_runtime_directory_edit_refuses_unless_allowed() {
     assert_eq!(code(&unset), 1);
     assert_eq!(
         text(&unset.stderr),
-        "avp: $XDG_RUNTIME_DIR is not set, so there is no memory-backed directory for the \
-         temporary file (INVALID_REQUEST) — use a login session whose $XDG_RUNTIME_DIR is a \
+        "avp: $XDG_RUNTIME_DIR is not set (or not absolute), so there is no memory-backed \
+         directory for the temporary file (INVALID_REQUEST) — use a login session whose $XDG_RUNTIME_DIR is a \
          tmpfs, or pass --allow-disk to accept that the value may be written to the disk\n"
     );
     // The test directory is on the disk the tests run from (the target directory's).

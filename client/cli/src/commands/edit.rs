@@ -163,9 +163,7 @@ fn unchanged(ctx: &Ctx, name: &avp_client::SecretName, why: &str) -> Result<(), 
 /// The directory the scratch directory goes in: `$XDG_RUNTIME_DIR` if it is a tmpfs;
 /// otherwise only with `--allow-disk` (then `$XDG_RUNTIME_DIR`, else the temp directory).
 fn scratch_base(allow_disk: bool) -> Result<PathBuf, Failure> {
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from);
+    let runtime = avp_client::socket_path::runtime_dir();
     let next = "use a login session whose $XDG_RUNTIME_DIR is a tmpfs, or pass --allow-disk \
                 to accept that the value may be written to the disk";
     let Some(runtime) = runtime else {
@@ -174,8 +172,8 @@ fn scratch_base(allow_disk: bool) -> Result<PathBuf, Failure> {
         }
         return Err(Failure::refused(
             ErrorCode::InvalidRequest,
-            "$XDG_RUNTIME_DIR is not set, so there is no memory-backed directory for the \
-             temporary file",
+            "$XDG_RUNTIME_DIR is not set (or not absolute), so there is no memory-backed \
+             directory for the temporary file",
             next,
         ));
     };
