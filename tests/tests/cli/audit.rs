@@ -141,7 +141,11 @@ fn audit_reads_a_given_file_and_says_when_there_is_none() {
 #[test]
 fn audit_follow_prints_new_lines_as_they_are_written() {
     let agent = agent_with_history();
-    let mut follow = Command::new(avp_tests::avp_bin())
+    // Under timeout(1), so a follow that never prints ends (and fails the test) instead
+    // of hanging it; timeout passes our SIGTERM on to avp.
+    let mut follow = Command::new("timeout")
+        .arg("60")
+        .arg(avp_tests::avp_bin())
         .args(["--json", "audit", "--follow", "--name", "LATER"])
         .env_clear()
         .env("AVP_SOCK", &agent.socket)
@@ -154,6 +158,10 @@ fn audit_follow_prints_new_lines_as_they_are_written() {
     let line = lines.next().expect("a line").expect("readable");
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["name"], "LATER");
-    follow.kill().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follow.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     follow.wait().unwrap();
 }
