@@ -122,6 +122,7 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
             "client_version": client_version,
             "client_protocol_version": PROTOCOL_VERSION,
             "socket": ctx.socket.display().to_string(),
+            "audit_log": info.audit_log,
         }));
     }
     let mut text = format!(

@@ -165,3 +165,12 @@ fn audit_follow_prints_new_lines_as_they_are_written() {
     .unwrap();
     follow.wait().unwrap();
 }
+
+#[test]
+fn status_names_the_audit_log_that_audit_reads() {
+    let agent = TestAgent::start_initialized();
+    let out = run(&agent, &["--json", "status"], b"");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["audit_log"], agent.audit_log.display().to_string());
+}
