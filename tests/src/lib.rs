@@ -321,6 +321,7 @@ impl Conn {
             workspace: WorkspaceId::new(workspace).expect("valid workspace"),
             agent_id: "avp-tests".into(),
             ttl_seconds: None,
+            wait_for_unlock: false,
         });
         match response {
             Response::Authenticated(info) => info.session,
