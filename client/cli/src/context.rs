@@ -3,6 +3,7 @@
 
 use crate::cli::Global;
 use crate::fail::Failure;
+use crate::unlock_prompt;
 use avp_client::{Client, Labels, SecretName, Session, WorkspaceId, socket_path};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Ctx {
     workspace: String,
     /// `--json`.
     pub json: bool,
+    /// `--no-prompt` / `AVP_NO_PROMPT`: a locked vault is an error, never a prompt.
+    no_prompt: bool,
 }
 
 impl Ctx {
@@ -30,6 +33,7 @@ impl Ctx {
             socket: socket_path::resolve(global.socket.as_deref()),
             workspace: global.workspace,
             json: global.json,
+            no_prompt: global.no_prompt,
         }
     }
 
@@ -50,7 +54,23 @@ impl Ctx {
     ) -> Result<T, Failure> {
         let workspace = self.workspace()?;
         let mut client = self.connect()?;
-        let session = client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?;
+        let session =
+            match client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS)) {
+                Err(avp_client::Error::VaultLocked) => {
+                    // Locked: ask on the terminal if there is one and prompts are allowed.
+                    let tty = if self.no_prompt {
+                        None
+                    } else {
+                        unlock_prompt::terminal()
+                    };
+                    let Some(tty) = tty else {
+                        return Err(avp_client::Error::VaultLocked.into());
+                    };
+                    unlock_prompt::unlock_on_terminal(&self.socket, &mut client, tty)?;
+                    client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?
+                }
+                other => other?,
+            };
         let result = f(&mut client, &session);
         // The agent would expire it anyway; a failure to end it early changes nothing.
         let _ = client.terminate(session);

@@ -13,3 +13,4 @@ mod json;
 mod quickstart;
 mod run;
 mod tty;
+mod unlock_prompt;
