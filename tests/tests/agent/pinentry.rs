@@ -5,75 +5,10 @@
 //! pseudo-terminal.
 
 use avp_protocol::{ErrorCode, Request, Response, WorkspaceId};
+use avp_tests::pinentry::ScriptedAgent;
 use avp_tests::{AgentOptions, Conn, TEST_PASSPHRASE, TestAgent, error_code};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
-
-/// A locked agent whose `--pinentry` is the scripted pinentry playing `actions`.
-struct Scripted {
-    agent: TestAgent,
-    record: PathBuf,
-    _dir: TempDir,
-}
-
-impl Scripted {
-    fn start(actions: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let record = dir.path().join("record");
-        let wrapper = dir.path().join("pinentry");
-        let mut line = format!(
-            "#!/bin/sh\nexec '{}' '{}'",
-            env!("CARGO_BIN_EXE_avp-pinentry-script"),
-            record.display()
-        );
-        for action in actions {
-            line.push_str(&format!(" '{action}'"));
-        }
-        std::fs::write(&wrapper, line + "\n").unwrap();
-        std::fs::set_permissions(
-            &wrapper,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        let mut options = AgentOptions {
-            args: vec!["--pinentry".into(), wrapper.display().to_string()],
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            ..AgentOptions::default()
-        };
-        options.args.extend(args.iter().map(|a| (*a).to_owned()));
-        let agent = TestAgent::start_with(options);
-        agent.init();
-        lock(&agent);
-        Self {
-            agent,
-            record,
-            _dir: dir,
-        }
-    }
-
-    fn record(&self) -> String {
-        std::fs::read_to_string(&self.record).unwrap_or_default()
-    }
-
-    fn commands(&self) -> Vec<String> {
-        self.record()
-            .lines()
-            .filter_map(|l| l.strip_prefix("CMD "))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn spawns(&self) -> usize {
-        self.record()
-            .lines()
-            .filter(|l| l.starts_with("START "))
-            .count()
-    }
-}
 
 fn lock(agent: &TestAgent) {
     assert!(matches!(
@@ -102,7 +37,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_waiting_authenticate_unlocks_through_the_pinentry() {
     let pin = format!("pin={TEST_PASSPHRASE}");
-    let t = Scripted::start(&[&pin], &[], &[]);
+    let t = ScriptedAgent::start(&[&pin], &[], &[]);
     let response = authenticate(&mut t.agent.connect(), true);
     assert!(
         matches!(response, Response::Authenticated(_)),
@@ -128,7 +63,7 @@ fn a_waiting_authenticate_unlocks_through_the_pinentry() {
 
 #[test]
 fn without_waiting_a_locked_vault_answers_at_once_and_asks_nobody() {
-    let t = Scripted::start(&["pin=whatever"], &[], &[]);
+    let t = ScriptedAgent::start(&["pin=whatever"], &[], &[]);
     let response = authenticate(&mut t.agent.connect(), false);
     assert_eq!(error_code(&response), ErrorCode::VaultLocked);
     assert_eq!(t.spawns(), 0, "no pinentry without wait_for_unlock");
@@ -153,7 +88,7 @@ fn a_hundred_waiters_cost_one_pinentry() {
     let gate = gates.path().join("open");
     let gate_action = format!("gate={}", gate.display());
     let pin = format!("pin={TEST_PASSPHRASE}");
-    let t = Scripted::start(&[&gate_action, &pin], &[], &[]);
+    let t = ScriptedAgent::start(&[&gate_action, &pin], &[], &[]);
     let (sent_tx, sent_rx) = std::sync::mpsc::channel();
     let waiters: Vec<_> = (0..100)
         .map(|_| {
@@ -192,7 +127,7 @@ fn a_hundred_waiters_cost_one_pinentry() {
 
 #[test]
 fn a_cancel_answers_locked_and_is_not_reopened_during_the_cooldown() {
-    let t = Scripted::start(&["cancel"], &["--pinentry-cooldown", "1h"], &[]);
+    let t = ScriptedAgent::start(&["cancel"], &["--pinentry-cooldown", "1h"], &[]);
     let response = authenticate(&mut t.agent.connect(), true);
     assert_eq!(error_code(&response), ErrorCode::VaultLocked);
     for _ in 0..5 {
@@ -209,18 +144,13 @@ fn a_cancel_answers_locked_and_is_not_reopened_during_the_cooldown() {
 #[test]
 fn after_the_cooldown_a_new_dialog_opens() {
     let pin = format!("pin={TEST_PASSPHRASE}");
-    let t = Scripted::start(&["cancel"], &["--pinentry-cooldown", "1s"], &[]);
+    let t = ScriptedAgent::start(&["cancel"], &["--pinentry-cooldown", "1s"], &[]);
     assert_eq!(
         error_code(&authenticate(&mut t.agent.connect(), true)),
         ErrorCode::VaultLocked
     );
     // The script's actions restart with each run: make the second one answer.
-    let wrapper = std::fs::read_to_string(t._dir.path().join("pinentry")).unwrap();
-    std::fs::write(
-        t._dir.path().join("pinentry"),
-        wrapper.replace("'cancel'", &format!("'{pin}'")),
-    )
-    .unwrap();
+    avp_tests::pinentry::write_wrapper(&t.wrapper, &t.record, &[&pin]);
     wait_for("a second dialog after the cooldown", || {
         matches!(
             authenticate(&mut t.agent.connect(), true),
@@ -233,7 +163,7 @@ fn after_the_cooldown_a_new_dialog_opens() {
 #[test]
 fn wrong_then_right_asks_again_with_an_error() {
     let pin = format!("pin={TEST_PASSPHRASE}");
-    let t = Scripted::start(&["pin=wrong", &pin], &[], &[]);
+    let t = ScriptedAgent::start(&["pin=wrong", &pin], &[], &[]);
     let response = authenticate(&mut t.agent.connect(), true);
     assert!(
         matches!(response, Response::Authenticated(_)),
@@ -251,7 +181,7 @@ fn wrong_then_right_asks_again_with_an_error() {
 
 #[test]
 fn three_wrong_passphrases_end_the_dialog_locked() {
-    let t = Scripted::start(&["pin=a", "pin=b", "pin=c", "pin=never-asked"], &[], &[]);
+    let t = ScriptedAgent::start(&["pin=a", "pin=b", "pin=c", "pin=never-asked"], &[], &[]);
     let response = authenticate(&mut t.agent.connect(), true);
     assert_eq!(error_code(&response), ErrorCode::VaultLocked);
     assert_eq!(
@@ -262,16 +192,9 @@ fn three_wrong_passphrases_end_the_dialog_locked() {
     );
 }
 
-/// The pid the script recorded for its (first) run.
-fn script_pid(t: &Scripted) -> u32 {
-    let record = t.record();
-    let start = record.lines().find(|l| l.starts_with("START ")).unwrap();
-    start.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_hanging_pinentry_answers_locked_within_the_bound_and_is_killed() {
-    let t = Scripted::start(&["hang"], &["--pinentry-timeout", "2s"], &[]);
+    let t = ScriptedAgent::start(&["hang"], &["--pinentry-timeout", "2s"], &[]);
     let mut waiter = t.agent.connect();
     let started = Instant::now();
     let socket = t.agent.socket.clone();
@@ -291,7 +214,7 @@ fn a_hanging_pinentry_answers_locked_within_the_bound_and_is_killed() {
     assert!(waited >= Duration::from_secs(2), "{waited:?}");
     // The bound (2 s) plus the agent's report grace (5 s), with room for a slow machine.
     assert!(waited < Duration::from_secs(20), "{waited:?}");
-    let pid = script_pid(&t);
+    let pid = t.first_pid();
     wait_for("the hung pinentry to be killed and reaped", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
@@ -299,11 +222,11 @@ fn a_hanging_pinentry_answers_locked_within_the_bound_and_is_killed() {
 
 #[test]
 fn a_dying_pinentry_answers_locked() {
-    let t = Scripted::start(&["die"], &[], &[]);
+    let t = ScriptedAgent::start(&["die"], &[], &[]);
     let response = authenticate(&mut t.agent.connect(), true);
     assert_eq!(error_code(&response), ErrorCode::VaultLocked);
     assert_eq!(t.spawns(), 1);
-    let pid = script_pid(&t);
+    let pid = t.first_pid();
     wait_for("the dead pinentry to be reaped", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
@@ -312,7 +235,7 @@ fn a_dying_pinentry_answers_locked() {
 #[test]
 fn the_pinentry_gets_a_clean_environment_its_own_group_and_no_agent_descriptor() {
     let pin = format!("pin={TEST_PASSPHRASE}");
-    let t = Scripted::start(
+    let t = ScriptedAgent::start(
         &[&pin],
         &[],
         &[
