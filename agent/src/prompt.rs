@@ -52,8 +52,6 @@ struct Flights {
     started: u64,
     finished: u64,
     cooldown_until: Option<Instant>,
-    /// How many pinentries were started, for STATUS-free checks in tests and logs.
-    spawned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -115,14 +113,15 @@ impl UnlockPrompt {
                 return Ok(());
             }
             flights.started += 1;
-            flights.spawned += 1;
             let flight = flights.started;
             self.launch(command.clone(), Arc::clone(lock_state), peer.clone())
                 .inspect_err(|_| flights.finished = flight)?;
             flight
         };
         let until = Instant::now() + self.settings.timeout + REPORT_GRACE;
-        while flights.finished < mine {
+        // Also woken by `vault_unlocked`: an `avp unlock` from a terminal meanwhile answers
+        // the waiters at once (the dialog stays up until it ends on its own).
+        while flights.finished < mine && !lock_state.is_unlocked() {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -140,9 +139,12 @@ impl UnlockPrompt {
         })
     }
 
-    /// How many pinentries this agent has started.
-    pub fn spawned(&self) -> u64 {
-        guard(&self.shared.flights).spawned
+    /// The vault was unlocked (by anyone): wakes the waiters. The lifecycle calls it on
+    /// every `LockEvent::Unlocked`.
+    pub fn vault_unlocked(&self) {
+        // Under the lock, so a waiter between its check and its wait cannot miss it.
+        let _flights = guard(&self.shared.flights);
+        self.shared.ended.notify_all();
     }
 
     fn launch(

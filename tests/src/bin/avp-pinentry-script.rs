@@ -83,7 +83,9 @@ fn main() {
                     // Answers with the next action once the file exists (a test opens
                     // the gate when all its requests are in).
                     let gate = std::path::Path::new(&action["gate=".len()..]);
-                    while !gate.exists() {
+                    // Bounded, so a test that never opens it leaves no process behind.
+                    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                    while !gate.exists() && std::time::Instant::now() < give_up {
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                     let pin = actions.next().unwrap_or_default();
@@ -95,9 +97,11 @@ fn main() {
                     say(&format!("D {}", escape(&action["pin=".len()..])));
                     say("OK");
                 }
-                Some("hang") => loop {
-                    std::thread::park();
-                },
+                // Never answers (for two minutes, so no process outlives a failed test).
+                Some("hang") => {
+                    std::thread::sleep(std::time::Duration::from_secs(120));
+                    std::process::exit(4);
+                }
                 Some("die") => std::process::exit(3),
                 _ => say("ERR 83886179 Operation cancelled <Pinentry>"),
             },

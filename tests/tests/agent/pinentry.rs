@@ -363,3 +363,26 @@ fn the_real_pinentry_tty_asks_on_the_sessions_terminal() {
     );
     drop(pty.slave);
 }
+
+#[test]
+fn an_unlock_from_elsewhere_answers_the_waiters_at_once() {
+    let gates = tempfile::tempdir().unwrap();
+    let gate = gates.path().join("open");
+    let gate_action = format!("gate={}", gate.display());
+    let t = ScriptedAgent::start(
+        &[&gate_action, "pin=late"],
+        &["--pinentry-timeout", "10m"],
+        &[],
+    );
+    let mut waiter = t.agent.connect();
+    let waiting = std::thread::spawn(move || authenticate(&mut waiter, true));
+    wait_for("the GETPIN", || t.commands().iter().any(|c| c == "GETPIN"));
+    // `avp unlock` in a terminal while the dialog is up.
+    assert!(matches!(t.agent.unlock(), Response::Unlocked));
+    let response = waiting.join().unwrap();
+    assert!(
+        matches!(response, Response::Authenticated(_)),
+        "{response:?}"
+    );
+    std::fs::write(&gate, b"").unwrap();
+}
