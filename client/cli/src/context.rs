@@ -47,6 +47,29 @@ impl Ctx {
         Ok(Client::connect_to(&self.socket)?)
     }
 
+    /// Opens a session; on a locked vault, first unlocks at the terminal if there is one
+    /// and prompts are allowed (`unlock_prompt`), else fails with `VAULT_LOCKED` (exit 4).
+    fn open_session(
+        &self,
+        client: &mut Client,
+        workspace: &WorkspaceId,
+    ) -> Result<Session, Failure> {
+        match client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS)) {
+            Err(avp_client::Error::VaultLocked) => {}
+            other => return Ok(other?),
+        }
+        let tty = if self.no_prompt {
+            None
+        } else {
+            unlock_prompt::terminal()
+        };
+        let Some(tty) = tty else {
+            return Err(avp_client::Error::VaultLocked.into());
+        };
+        unlock_prompt::unlock_on_terminal(&self.socket, client, tty)?;
+        Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
+    }
+
     /// Connects, opens a session on the workspace, runs `f`, and ends the session.
     pub fn with_session<T>(
         &self,
@@ -54,23 +77,7 @@ impl Ctx {
     ) -> Result<T, Failure> {
         let workspace = self.workspace()?;
         let mut client = self.connect()?;
-        let session =
-            match client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS)) {
-                Err(avp_client::Error::VaultLocked) => {
-                    // Locked: ask on the terminal if there is one and prompts are allowed.
-                    let tty = if self.no_prompt {
-                        None
-                    } else {
-                        unlock_prompt::terminal()
-                    };
-                    let Some(tty) = tty else {
-                        return Err(avp_client::Error::VaultLocked.into());
-                    };
-                    unlock_prompt::unlock_on_terminal(&self.socket, &mut client, tty)?;
-                    client.authenticate_with(&workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?
-                }
-                other => other?,
-            };
+        let session = self.open_session(&mut client, &workspace)?;
         let result = f(&mut client, &session);
         // The agent would expire it anyway; a failure to end it early changes nothing.
         let _ = client.terminate(session);
