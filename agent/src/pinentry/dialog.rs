@@ -79,9 +79,16 @@ impl Dialog {
             deadline,
         };
         dialog.expect_ok()?;
-        for option in &command.options {
+        // A value with a control byte (a newline would end the line and start another
+        // command) is left out rather than sent.
+        let clean = |o: &&String| !o.chars().any(char::is_control);
+        for option in command.options.iter().filter(clean) {
             // An option a pinentry does not know is not fatal (gpg-agent ignores it too).
-            let _ = dialog.command("OPTION", option);
+            dialog.send(&format!("OPTION {option}"))?;
+            match dialog.expect_ok() {
+                Ok(()) | Err(DialogError::Failed(_)) => {}
+                Err(err) => return Err(err),
+            }
         }
         Ok(dialog)
     }

@@ -243,6 +243,8 @@ fn the_pinentry_gets_a_clean_environment_its_own_group_and_no_agent_descriptor()
             ("TERM", "xterm-test"),
             ("AVP_PINENTRY_CANARY", "must-not-leak"),
             ("LC_TIME", "C.UTF-8"),
+            // A newline would end the OPTION line and start a command of its own.
+            ("GPG_TTY", "/dev/null\nSETERROR injected"),
         ],
     );
     assert!(matches!(
@@ -296,6 +298,12 @@ fn the_pinentry_gets_a_clean_environment_its_own_group_and_no_agent_descriptor()
     let commands = t.commands();
     assert!(
         commands.contains(&"OPTION display=:99".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("injected") || c.starts_with("OPTION ttyname")),
         "{commands:?}"
     );
     assert!(
