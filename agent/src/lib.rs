@@ -48,9 +48,9 @@
 //!
 //! # Layers
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
-//! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
-//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
+//! `main/start → lifecycle → server → connection → registry → cmd → state → prompt →
+//! lock_state, session, audit → error → storage → rules → avp-protocol`, with `fsutil`,
+//! `timer`, `pinentry`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
 //! are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
