@@ -43,6 +43,10 @@ fn a_waiting_authenticate_unlocks_through_the_pinentry() {
         matches!(response, Response::Authenticated(_)),
         "{response:?}"
     );
+    // The waiter is answered as soon as the vault opens; the dialog's BYE follows.
+    wait_for("the dialog's BYE", || {
+        t.record().lines().any(|l| l == "END")
+    });
     let commands = t.commands();
     let verbs: Vec<&str> = commands
         .iter()
@@ -392,5 +396,10 @@ fn an_unlock_from_elsewhere_answers_the_waiters_at_once() {
         matches!(response, Response::Authenticated(_)),
         "{response:?}"
     );
+    // Let the dialog end (its late answer is only checked) before the gate goes away.
     std::fs::write(&gate, b"").unwrap();
+    let pid = t.first_pid();
+    wait_for("the dialog to end", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
 }
