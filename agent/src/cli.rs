@@ -1,6 +1,7 @@
 //! The daemon's command line (README "Running the agent") and the default paths (socket:
 //! PROTOCOL.md §2.1; vault, audit log: README "Files and environment").
 
+use crate::pinentry::PinentryChoice;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use std::ffi::OsString;
@@ -60,6 +61,20 @@ pub struct Args {
     /// A request frame that has started must arrive whole within this long
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration, hide = true)]
     pub frame_timeout: Duration,
+
+    /// Ask for the passphrase with this pinentry program when a caller waits for an unlock
+    /// (`auto`: pinentry-gnome3/-qt/-gtk with a display, pinentry-curses/-tty with a known
+    /// terminal; `off`: never)
+    #[arg(long, value_name = "PROGRAM", default_value = "off")]
+    pub pinentry: PinentryChoice,
+
+    /// The longest a pinentry dialog (and a caller waiting for it) lasts
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub pinentry_timeout: Duration,
+
+    /// After a dialog that did not unlock (cancelled, timed out), open no new one for this long
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub pinentry_cooldown: Duration,
 
     /// Run in the background and print shell commands that set AVP_SOCK (like ssh-agent)
     #[arg(long, short = 'd', conflicts_with = "command")]

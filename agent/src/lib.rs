@@ -15,6 +15,8 @@
 //! - [`lock_state`]: the one owner of locked/unlocked: init, unlock, change passphrase,
 //!   lock, the single-flight gate, the throttle, the sessions' end and the lock timers.
 //! - [`throttle`]: the wrong-passphrase backoff.
+//! - [`prompt`]: unlocking through the pinentry for callers that wait, one dialog at a time.
+//! - [`pinentry`]: running a pinentry program and speaking Assuan to it, every wait bounded.
 //! - [`session`]: the bounded session table (TTL, workspace and uid binding).
 //! - [`sync`]: the FIFO unlock gate and the frame-memory budget the connection threads share.
 //! - [`timer`]: idle lock and maximum unlock lifetime on `CLOCK_BOOTTIME`.
@@ -46,9 +48,9 @@
 //!
 //! # Layers
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
-//! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
-//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
+//! `main/start → lifecycle → server → connection → registry → cmd → state → prompt →
+//! lock_state, session, audit → error → storage → rules → avp-protocol`, with `fsutil`,
+//! `timer`, `pinentry`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
 //! are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
@@ -74,6 +76,8 @@ pub mod harden;
 mod lifecycle;
 mod lock_state;
 mod locked;
+mod pinentry;
+mod prompt;
 mod registry;
 mod rules;
 mod server;

@@ -110,6 +110,9 @@ pub fn run(
         let Some(state) = audited.upgrade() else {
             return;
         };
+        if event == LockEvent::Unlocked {
+            state.prompt.vault_unlocked();
+        }
         if let Some(audit) = &state.audit {
             match event {
                 LockEvent::Unlocked => audit.record_state_change("VAULT_UNLOCKED", "unlocked"),

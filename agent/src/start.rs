@@ -4,6 +4,8 @@
 
 use crate::audit::Audit;
 use crate::cli::{Args, BackendKind};
+use crate::pinentry::{PinentryChoice, PinentryCommand};
+use crate::prompt::PromptSettings;
 use crate::socket::AgentSocket;
 use crate::state::{AgentState, Settings};
 use crate::storage::{BackendConfig, BackendSettings, open_key_store};
@@ -36,6 +38,25 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+/// `--pinentry*`, resolved against the agent's own session (`pinentry::setup`).
+fn prompt_settings(args: &Args) -> PromptSettings {
+    let command = PinentryCommand::resolve(&args.pinentry);
+    match (&command, &args.pinentry) {
+        (Some(command), _) => {
+            tracing::info!(program = %command.program.display(), "pinentry for waiting callers");
+        }
+        (None, PinentryChoice::Auto) => {
+            tracing::info!("--pinentry auto found no display or terminal to ask on: none used");
+        }
+        (None, _) => {}
+    }
+    PromptSettings {
+        command,
+        timeout: args.pinentry_timeout,
+        cooldown: args.pinentry_cooldown,
+    }
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -95,6 +116,7 @@ fn run(args: Args) -> Result<ExitCode> {
         max_connections: args.max_connections,
         connection_idle_timeout: args.connection_idle_timeout,
         frame_timeout: args.frame_timeout,
+        prompt: prompt_settings(&args),
         ..Settings::default()
     };
     let state = Arc::new(AgentState::new(key_store, Some(audit), settings));

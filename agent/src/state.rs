@@ -3,9 +3,11 @@
 
 use crate::audit::Audit;
 use crate::lock_state::{LockSettings, LockState};
+use crate::prompt::{PromptSettings, UnlockPrompt};
 use crate::storage::KeyStore;
 use crate::sync::Budget;
 use avp_protocol::Limits;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes of frame memory one unit of [`AgentState::frame_budget`] stands for.
@@ -33,6 +35,8 @@ pub struct Settings {
     /// Delay attempts after wrong passphrases (off only for in-process fuzzing, where
     /// waiting would be all the fuzzer does).
     pub passphrase_backoff: bool,
+    /// The pinentry for callers that wait for an unlock (`--pinentry`).
+    pub prompt: PromptSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +51,7 @@ impl Default for Settings {
             max_sessions: crate::session::DEFAULT_CAPACITY,
             frame_budget_bytes: 64 << 20,
             passphrase_backoff: true,
+            prompt: PromptSettings::default(),
         }
     }
 }
@@ -55,7 +60,10 @@ impl Default for Settings {
 #[derive(Debug)]
 pub struct AgentState {
     /// The vault's lock state: the only way to unlock, lock or reach the open backend.
-    pub lock_state: LockState,
+    /// Shared with the pinentry's thread, which unlocks through it.
+    pub lock_state: Arc<LockState>,
+    /// Unlocking through the pinentry, one dialog at a time.
+    pub prompt: UnlockPrompt,
     /// Frame memory budget shared by all connections, in [`BUDGET_UNIT`]s.
     pub frame_budget: Budget,
     /// The audit log, if one is open.
@@ -77,7 +85,8 @@ impl AgentState {
             passphrase_backoff: settings.passphrase_backoff,
         };
         Self {
-            lock_state: LockState::new(key_store, lock_settings),
+            lock_state: Arc::new(LockState::new(key_store, lock_settings)),
+            prompt: UnlockPrompt::new(settings.prompt.clone()),
             frame_budget: Budget::new(settings.frame_budget_bytes / BUDGET_UNIT),
             audit,
             settings,

@@ -1,9 +1,9 @@
 //! The agent's layers, checked: a module may import what sits at its own level or below,
 //! never above. The table is the one-line rule of `style.md` ("Layers"):
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → lock state,
-//! session, audit → error → storage → rules → helpers (fsutil, timer, locked, sync,
-//! harden)`, with the launch modules (`daemon`, `cli`, `socket`, `units`) under `start` and
+//! `main/start → lifecycle → server → connection → registry → cmd → state → prompt → lock
+//! state, session, audit → error → storage → rules → helpers (fsutil, timer, pinentry,
+//! locked, sync, harden)`, with the launch modules (`daemon`, `cli`, `socket`, `units`) under `start` and
 //! `lifecycle` only.
 //!
 //! It reads the sources (every `crate::module` path outside comments) rather than trusting
@@ -26,6 +26,7 @@ const LEVELS: &[(&str, u8)] = &[
     ("registry", 60),
     ("cmd", 50),
     ("state", 45),
+    ("prompt", 42),
     ("lock_state", 40),
     ("session", 40),
     ("audit", 40),
@@ -35,6 +36,7 @@ const LEVELS: &[(&str, u8)] = &[
     ("rules", 15),
     ("fsutil", 10),
     ("timer", 10),
+    ("pinentry", 10),
     ("locked", 5),
     ("sync", 0),
     ("harden", 0),

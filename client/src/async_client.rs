@@ -124,8 +124,26 @@ impl AsyncClient {
         agent_id: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<Session> {
-        self.run(calls::authenticate(workspace, agent_id, ttl_seconds))
+        self.run(calls::authenticate(workspace, agent_id, ttl_seconds, false))
             .await
+    }
+
+    /// Like [`AsyncClient::authenticate_with`], but on a locked vault asks the agent to
+    /// unlock it through its pinentry and waits for the outcome (see
+    /// `Client::authenticate_waiting`); waits up to [`crate::UNLOCK_WAIT_TIMEOUT`].
+    pub async fn authenticate_waiting(
+        &mut self,
+        workspace: &WorkspaceId,
+        agent_id: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Session> {
+        let timeout = self.timeout;
+        self.timeout = timeout.max(calls::UNLOCK_WAIT_TIMEOUT);
+        let result = self
+            .run(calls::authenticate(workspace, agent_id, ttl_seconds, true))
+            .await;
+        self.timeout = timeout;
+        result
     }
 
     /// Ends `session` now.

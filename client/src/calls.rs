@@ -99,15 +99,22 @@ pub(crate) fn discover() -> Call<DiscoverInfo> {
     })
 }
 
+/// How long a client waits for the answer to an AUTHENTICATE that waits for an unlock:
+/// longer than the agent's longest pinentry wait (PROTOCOL.md §9.1), so the agent's
+/// `VAULT_LOCKED` arrives before the client gives up.
+pub const UNLOCK_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 pub(crate) fn authenticate(
     workspace: &WorkspaceId,
     agent_id: &str,
     ttl_seconds: Option<u64>,
+    wait_for_unlock: bool,
 ) -> Call<Session> {
     let request = Request::Authenticate {
         workspace: workspace.clone(),
         agent_id: agent_id.to_owned(),
         ttl_seconds,
+        wait_for_unlock,
     };
     Call::new(request, |r| match r {
         Response::Authenticated(info) => Some(Session::from_info(info)),

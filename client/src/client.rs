@@ -85,7 +85,36 @@ impl Client {
         ttl_seconds: Option<u64>,
     ) -> Result<Session> {
         self.conn
-            .run(calls::authenticate(workspace, agent_id, ttl_seconds))
+            .run(calls::authenticate(workspace, agent_id, ttl_seconds, false))
+    }
+
+    /// Like [`Client::authenticate_with`], but on a locked vault asks the agent to unlock it
+    /// through its pinentry (`avp-agent --pinentry`) and waits for the outcome: the
+    /// session once the user has typed the passphrase, `VAULT_LOCKED` when they cancel, when
+    /// the agent's wait runs out (60 s by default) or when the agent has no pinentry. For
+    /// programs without a terminal; the plain calls (and [`crate::get_secret`]) never wait
+    /// and never open a prompt. This call waits up to [`UNLOCK_WAIT_TIMEOUT`] for the
+    /// answer, then goes back to the client's timeout.
+    ///
+    /// [`UNLOCK_WAIT_TIMEOUT`]: crate::UNLOCK_WAIT_TIMEOUT
+    pub fn authenticate_waiting(
+        &mut self,
+        workspace: &WorkspaceId,
+        agent_id: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Session> {
+        let timeout = self.conn.timeout();
+        self.conn
+            .set_timeout(timeout.max(calls::UNLOCK_WAIT_TIMEOUT))?;
+        let result = self
+            .conn
+            .run(calls::authenticate(workspace, agent_id, ttl_seconds, true));
+        // The connection is broken after a transport error anyway; on success the
+        // next calls get the usual timeout back.
+        let restored = self.conn.set_timeout(timeout);
+        let session = result?;
+        restored?;
+        Ok(session)
     }
 
     /// Ends `session` now.

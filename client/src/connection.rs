@@ -61,6 +61,11 @@ impl Connection {
         self.agent_version
     }
 
+    /// The read and write timeout of each call.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Changes the read and write timeout of later calls.
     pub(crate) fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
         // A zero timeout would mean "block for ever" to the OS; make it the smallest wait.

@@ -36,7 +36,7 @@ mod trust;
 
 #[cfg(feature = "async")]
 pub use async_client::AsyncClient;
-pub use calls::{DEFAULT_AGENT_ID, StoreOptions};
+pub use calls::{DEFAULT_AGENT_ID, StoreOptions, UNLOCK_WAIT_TIMEOUT};
 pub use client::Client;
 pub use connection::DEFAULT_TIMEOUT;
 pub use error::{Error, Result, Untrusted};

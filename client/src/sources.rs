@@ -152,6 +152,8 @@ pub fn source_from(var: impl Fn(&str) -> Option<OsString>) -> Result<Box<dyn Sec
 }
 
 /// Fetches the secret `name` from the source `AVP_SOURCE` selects (the agent by default).
+/// On a locked vault it fails at once with `VAULT_LOCKED`: it never waits for an unlock
+/// (a program that wants the agent's pinentry uses `Client::authenticate_waiting`).
 ///
 /// ```no_run
 /// let password = avp_client::get_secret("DB_PASSWORD")?;

@@ -136,6 +136,7 @@ fn run(input: &[u8]) {
             workspace: WorkspaceId::new("default").unwrap(),
             agent_id: "fuzz".into(),
             ttl_seconds: None,
+            wait_for_unlock: false,
         },
     );
     let Response::Authenticated(info) = authenticated else {

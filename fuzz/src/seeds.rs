@@ -91,6 +91,7 @@ fn conversations() -> Vec<(&'static str, Vec<Request>)> {
                     workspace: WorkspaceId::new("team/job").unwrap(),
                     agent_id: "seed".into(),
                     ttl_seconds: Some(60),
+                    wait_for_unlock: false,
                 },
             ],
         ),

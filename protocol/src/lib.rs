@@ -45,7 +45,7 @@ pub use types::{
 
 /// The version of the wire protocol. Bumped on any change to [`Request`] or [`Response`]
 /// that an older peer could misread; checked by the `Hello` exchange on every connection.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The conformance level avp claims in DISCOVER: every AVP operation and rule is implemented.
 pub const CONFORMANCE: &str = "full";
@@ -58,7 +58,7 @@ mod tests {
     /// forgets to bump it (or bumps it by accident) fails here, not in the field.
     #[test]
     fn protocol_version_is_pinned() {
-        assert_eq!(PROTOCOL_VERSION, 1);
+        assert_eq!(PROTOCOL_VERSION, 2);
     }
 
     /// `Hello` is the first variant of both enums and holds one `u32`, so a peer of any

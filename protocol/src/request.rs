@@ -24,6 +24,10 @@ pub enum Request {
         agent_id: String,
         /// Requested lifetime; `None` or 0 means the default, larger values are clamped.
         ttl_seconds: Option<u64>,
+        /// On a locked vault: `false` answers `VAULT_LOCKED` at once; `true` asks the agent
+        /// to unlock it through its pinentry (if it has one) and wait for the outcome,
+        /// bounded (PROTOCOL.md §9.1). New in protocol version 2.
+        wait_for_unlock: bool,
     },
     /// Ends a session before its expiry.
     Terminate {

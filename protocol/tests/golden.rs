@@ -63,7 +63,7 @@ fn requests() -> Vec<(Example, Option<Request>)> {
     vec![
         typed(
             "request-hello",
-            "Request::Hello, protocol version 1",
+            "Request::Hello, protocol version 2",
             Request::Hello {
                 version: PROTOCOL_VERSION,
             },
@@ -71,20 +71,22 @@ fn requests() -> Vec<(Example, Option<Request>)> {
         typed("request-discover", "Request::Discover", Request::Discover),
         typed(
             "request-authenticate",
-            "Request::Authenticate, workspace team/job, agent id ci-runner, TTL 60 s",
+            "Request::Authenticate, workspace team/job, agent id ci-runner, TTL 60 s, wait for unlock",
             Request::Authenticate {
                 workspace: WorkspaceId::new("team/job").expect("valid"),
                 agent_id: "ci-runner".into(),
                 ttl_seconds: Some(60),
+                wait_for_unlock: true,
             },
         ),
         typed(
             "request-authenticate-default-ttl",
-            "Request::Authenticate, workspace default, empty agent id, default TTL",
+            "Request::Authenticate, workspace default, empty agent id, default TTL, no wait",
             Request::Authenticate {
                 workspace: WorkspaceId::default_workspace(),
                 agent_id: String::new(),
                 ttl_seconds: None,
+                wait_for_unlock: false,
             },
         ),
         typed(
@@ -216,7 +218,7 @@ fn responses() -> Vec<(Example, Response)> {
     vec![
         example(
             "response-hello",
-            "Response::Hello, protocol version 1",
+            "Response::Hello, protocol version 2",
             Response::Hello {
                 version: PROTOCOL_VERSION,
             },
@@ -367,10 +369,10 @@ fn responses() -> Vec<(Example, Response)> {
         ),
         example(
             "response-error-version-mismatch",
-            "Response::Error, VERSION_MISMATCH answering a Hello of version 2",
+            "Response::Error, VERSION_MISMATCH answering a Hello of version 1",
             Response::Error(ErrorResponse::new(
                 ErrorCode::VersionMismatch,
-                "client speaks protocol version 2, this agent speaks 1: use an avp client and \
+                "client speaks protocol version 1, this agent speaks 2: use an avp client and \
                  agent from the same release",
             )),
         ),

@@ -199,15 +199,15 @@ fn valid_names_on_the_wire_are_accepted() {
 #[test]
 fn workspaces_on_the_wire() {
     for id in invalid_workspaces() {
-        // Authenticate{workspace, agent_id, ttl_seconds: None}
-        let frame = frame_of(&(2u32, &id, "agent", 0u8));
+        // Authenticate{workspace, agent_id, ttl_seconds: None, wait_for_unlock: false}
+        let frame = frame_of(&(2u32, &id, "agent", 0u8, false));
         assert_rejected::<Request>(&frame, ErrorCode::InvalidWorkspace, &id);
         // Authenticated(SessionInfo{session, workspace, expires_at, ttl_seconds})
         let frame = frame_of(&(2u32, session_text(), &id, 0i64, 60u64));
         assert_rejected::<Response>(&frame, ErrorCode::InvalidWorkspace, &id);
     }
     for id in valid_workspaces() {
-        let frame = frame_of(&(2u32, &id, "agent", 0u8));
+        let frame = frame_of(&(2u32, &id, "agent", 0u8, false));
         match assert_accepted::<Request>(&frame, &id) {
             Request::Authenticate { workspace, .. } => assert_eq!(workspace.as_str(), id),
             other => panic!("{id}: decoded as {}", other.operation()),

@@ -6,6 +6,7 @@
 //! tests of their own. `AVP_AGENT_BIN` / `AVP_BIN` override the paths.
 
 pub mod cli;
+pub mod pinentry;
 pub mod raw;
 pub mod redis;
 pub mod rng;
@@ -27,7 +28,8 @@ pub const TEST_PASSPHRASE: &str = "correct horse battery staple";
 /// scrypt work factor for test vaults: fast, but real.
 pub const TEST_WORK_FACTOR: u8 = 10;
 
-fn target_dir_binary(name: &str) -> PathBuf {
+/// The program `name` built beside the test executable (see the module docs).
+pub fn target_dir_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // A test binary lives in target/<profile>/deps/, a program (avp-bench) in
     // target/<profile>/: look beside the executable, then one level up.
@@ -322,6 +324,7 @@ impl Conn {
             workspace: WorkspaceId::new(workspace).expect("valid workspace"),
             agent_id: "avp-tests".into(),
             ttl_seconds: None,
+            wait_for_unlock: false,
         });
         match response {
             Response::Authenticated(info) => info.session,

@@ -26,6 +26,8 @@ pub enum RawRequest {
         agent_id: String,
         /// TTL.
         ttl_seconds: Option<u64>,
+        /// Wait for an unlock through the agent's pinentry.
+        wait_for_unlock: bool,
     },
     /// `Terminate`.
     Terminate {

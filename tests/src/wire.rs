@@ -35,6 +35,7 @@ impl Conn {
             workspace: ws(workspace),
             agent_id: "avp-tests".into(),
             ttl_seconds,
+            wait_for_unlock: false,
         })
     }
 

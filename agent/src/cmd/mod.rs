@@ -96,8 +96,12 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             workspace,
             agent_id,
             ttl_seconds,
+            wait_for_unlock,
         } => {
             scope.workspace = Some(workspace.clone());
+            if wait_for_unlock {
+                state.prompt.wait_for_unlock(&state.lock_state, peer)?;
+            }
             authenticate::run(state, peer, workspace, &agent_id, ttl_seconds)
         }
         Request::Terminate { session } => terminate::run(state, peer, &session, scope),

@@ -50,6 +50,17 @@ pub struct Global {
     /// Print one JSON document on stdout (errors as {"error":{"code","message"}} on stderr)
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+
+    /// Never ask for the passphrase on the terminal: a locked vault fails with exit 4
+    #[arg(
+        long,
+        global = true,
+        env = "AVP_NO_PROMPT",
+        // `AVP_NO_PROMPT=1` (or true/yes/on) sets it; 0/false/no/off leaves prompts on.
+        value_parser = clap::builder::BoolishValueParser::new(),
+        help_heading = "Global options"
+    )]
+    pub no_prompt: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 use crate::cli::Global;
 use crate::fail::Failure;
+use crate::unlock_prompt;
 use avp_client::{Client, Labels, SecretName, Session, WorkspaceId, socket_path};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Ctx {
     workspace: Option<String>,
     /// `--json`.
     pub json: bool,
+    /// `--no-prompt` / `AVP_NO_PROMPT`: a locked vault is an error, never a prompt.
+    no_prompt: bool,
 }
 
 impl Ctx {
@@ -30,6 +33,7 @@ impl Ctx {
             socket: socket_path::resolve(global.socket.as_deref()),
             workspace: global.workspace,
             json: global.json,
+            no_prompt: global.no_prompt,
         }
     }
 
@@ -56,6 +60,31 @@ impl Ctx {
         Ok(Client::connect_to(&self.socket)?)
     }
 
+    /// Opens a short-lived session on `workspace` (the caller terminates it); on a locked
+    /// vault, first unlocks at the terminal if there is one and prompts are allowed
+    /// (`unlock_prompt`), else fails with `VAULT_LOCKED` (exit 4). Commands that use more
+    /// than one session, such as `cp` across workspaces, call it directly.
+    pub fn open_session(
+        &self,
+        client: &mut Client,
+        workspace: &WorkspaceId,
+    ) -> Result<Session, Failure> {
+        match client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS)) {
+            Err(avp_client::Error::VaultLocked) => {}
+            other => return Ok(other?),
+        }
+        let tty = if self.no_prompt {
+            None
+        } else {
+            unlock_prompt::terminal()
+        };
+        let Some(tty) = tty else {
+            return Err(avp_client::Error::VaultLocked.into());
+        };
+        unlock_prompt::unlock_on_terminal(&self.socket, client, tty)?;
+        Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
+    }
+
     /// Connects, opens a session on the workspace, runs `f`, and ends the session.
     pub fn with_session<T>(
         &self,
@@ -63,18 +92,12 @@ impl Ctx {
     ) -> Result<T, Failure> {
         let workspace = self.workspace()?;
         let mut client = self.connect()?;
-        let session = session_on(&mut client, &workspace)?;
+        let session = self.open_session(&mut client, &workspace)?;
         let result = f(&mut client, &session);
         // The agent would expire it anyway; a failure to end it early changes nothing.
         let _ = client.terminate(session);
         result
     }
-}
-
-/// Opens a short-lived session on `workspace` (for commands that use more than one, such
-/// as `cp` across workspaces); the caller terminates it.
-pub fn session_on(client: &mut Client, workspace: &WorkspaceId) -> Result<Session, Failure> {
-    Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
 }
 
 /// A secret name, validated (`INVALID_NAME` before anything is sent).

@@ -17,6 +17,7 @@ mod output;
 mod run;
 mod secrets;
 mod transfer;
+mod unlock_prompt;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};

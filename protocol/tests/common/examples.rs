@@ -60,6 +60,7 @@ pub fn every_request_holding(secret: &[u8]) -> Vec<Request> {
             workspace: WorkspaceId::new("team/job").expect("valid workspace"),
             agent_id: "ci-runner".into(),
             ttl_seconds: Some(60),
+            wait_for_unlock: true,
         },
         Request::Terminate { session: session() },
         Request::Store {

@@ -138,13 +138,20 @@ pub fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         any::<u32>().prop_map(|version| Request::Hello { version }),
         Just(()).prop_map(|()| Request::Discover),
-        (workspace_id(), text(64), option::of(any::<u64>())).prop_map(
-            |(workspace, agent_id, ttl_seconds)| Request::Authenticate {
-                workspace,
-                agent_id,
-                ttl_seconds,
-            }
-        ),
+        (
+            workspace_id(),
+            text(64),
+            option::of(any::<u64>()),
+            any::<bool>()
+        )
+            .prop_map(|(workspace, agent_id, ttl_seconds, wait_for_unlock)| {
+                Request::Authenticate {
+                    workspace,
+                    agent_id,
+                    ttl_seconds,
+                    wait_for_unlock,
+                }
+            }),
         session_id().prop_map(|session| Request::Terminate { session }),
         (
             session_id(),

@@ -163,6 +163,7 @@ fn invalid_names_and_workspaces_are_rejected_and_the_connection_goes_on() {
             workspace: bad.to_owned(),
             agent_id: "t".into(),
             ttl_seconds: None,
+            wait_for_unlock: false,
         };
         assert_eq!(
             code_of(&conn.call_raw(&request)),
@@ -190,6 +191,7 @@ fn an_overlong_agent_id_is_an_invalid_request() {
         workspace: "default".into(),
         agent_id: "x".repeat(256),
         ttl_seconds: None,
+        wait_for_unlock: false,
     };
     assert_eq!(
         code_of(&conn.call_raw(&request)),

@@ -309,12 +309,12 @@ fn status_and_discover_summarise_the_agent() {
     let status = text(&out.stdout);
     let version = env!("CARGO_PKG_VERSION");
     assert!(
-        status.contains(&format!("client:   avp {version} (protocol 1)")),
+        status.contains(&format!("client:   avp {version} (protocol 2)")),
         "{status}"
     );
     assert!(
         status.contains(&format!(
-            "agent:    avp-agent {version} (protocol 1, pid {})",
+            "agent:    avp-agent {version} (protocol 2, pid {})",
             agent.pid()
         )),
         "{status}"

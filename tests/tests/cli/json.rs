@@ -57,8 +57,8 @@ fn status_and_discover() {
     assert_eq!(doc["state"], "unlocked");
     assert_eq!(doc["secrets"], 1);
     assert_eq!(doc["workspaces"], 1);
-    assert_eq!(doc["protocol_version"], 1);
-    assert_eq!(doc["client_protocol_version"], 1);
+    assert_eq!(doc["protocol_version"], 2);
+    assert_eq!(doc["client_protocol_version"], 2);
     assert_eq!(doc["client_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["agent_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["pid"], agent.pid());
@@ -67,7 +67,7 @@ fn status_and_discover() {
     assert_eq!(doc["hardening"]["dumpable"], false);
     let doc = json(&agent, &["discover"], b"");
     assert_eq!(doc["conformance"], "full");
-    assert_eq!(doc["protocol_version"], 1);
+    assert_eq!(doc["protocol_version"], 2);
     assert_eq!(doc["backend"]["status"], "available");
     assert_eq!(doc["limits"]["max_secret_value_length"], 65_536);
     assert_eq!(doc["limits"]["max_labels_per_secret"], 64);

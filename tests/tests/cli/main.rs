@@ -18,5 +18,6 @@ mod quickstart;
 mod restore_copy;
 mod run;
 mod tty;
+mod unlock_prompt;
 mod values;
 mod workspaces;

@@ -10,14 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `avp ARGS` running on a pseudo-terminal, with what it printed so far.
-struct Terminal {
+pub(crate) struct Terminal {
     child: Child,
     input: ChildStdin,
     screen: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Terminal {
-    fn run(agent: &TestAgent, args: &str) -> Self {
+    pub(crate) fn run(agent: &TestAgent, args: &str) -> Self {
+        Self::run_with_env(agent, args, &[])
+    }
+
+    /// `avp ARGS` (a shell command line: redirections work) with extra environment.
+    pub(crate) fn run_with_env(agent: &TestAgent, args: &str, env: &[(&str, &str)]) -> Self {
         let command_line = format!("{} {args}", avp_tests::avp_bin().display());
         let mut child = Command::new("script")
             .args(["-q", "-e", "-c", &command_line, "/dev/null"])
@@ -25,6 +30,7 @@ impl Terminal {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AVP_SOCK", &agent.socket)
             .env("TERM", "dumb")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -47,13 +53,13 @@ impl Terminal {
         }
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
     }
 
     /// Waits until `text` has been printed, then a moment more so the prompt has switched
     /// echo off before anything is typed.
-    fn wait_for(&self, text: &str) {
+    pub(crate) fn wait_for(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.screen().contains(text) {
             assert!(
@@ -66,7 +72,7 @@ impl Terminal {
         std::thread::sleep(Duration::from_millis(300));
     }
 
-    fn type_line(&mut self, line: &str) {
+    pub(crate) fn type_line(&mut self, line: &str) {
         self.input
             .write_all(format!("{line}\n").as_bytes())
             .unwrap();
@@ -80,7 +86,7 @@ impl Terminal {
     }
 
     /// Waits for the exit; returns its code and the whole screen.
-    fn finish(mut self) -> (i32, String) {
+    pub(crate) fn finish(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

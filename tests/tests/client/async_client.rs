@@ -130,3 +130,20 @@ async fn no_agent_is_a_typed_error() {
     assert!(matches!(err, Error::NoAgent { .. }), "{err:?}");
     assert!(err.is_unreachable());
 }
+
+/// The async client's `authenticate_waiting` gets its session through the pinentry too.
+#[tokio::test]
+async fn authenticate_waiting_unlocks_through_the_pinentry() {
+    let pin = format!("pin={TEST_PASSPHRASE}");
+    let t = avp_tests::pinentry::ScriptedAgent::start(&[&pin], &[], &[]);
+    let workspace = WorkspaceId::default_workspace();
+    let mut client = AsyncClient::connect_to(&t.agent.socket).await.unwrap();
+    let err = client.authenticate(&workspace).await.unwrap_err();
+    assert!(matches!(err, Error::VaultLocked), "{err:?}");
+    let session = client
+        .authenticate_waiting(&workspace, "async-test", None)
+        .await
+        .unwrap();
+    assert_eq!(t.spawns(), 1);
+    client.terminate(session).await.unwrap();
+}

@@ -241,3 +241,25 @@ fn connect_helper() {
     let state = Client::connect().unwrap().status().unwrap().state;
     println!("HELPER-OK state={}", state.as_str());
 }
+
+/// `authenticate_waiting` asks the agent's pinentry and gets a session once it unlocks;
+/// the plain `authenticate` (which `get_secret` uses) answers `VaultLocked` at once and
+/// opens no dialog.
+#[test]
+fn authenticate_waiting_unlocks_through_the_pinentry_and_plain_calls_do_not_wait() {
+    let pin = format!("pin={TEST_PASSPHRASE}");
+    let t = avp_tests::pinentry::ScriptedAgent::start(&[&pin], &[], &[]);
+    let workspace = WorkspaceId::default_workspace();
+    let mut client = Client::connect_to(&t.agent.socket).unwrap();
+    let err = client.authenticate(&workspace).unwrap_err();
+    assert!(matches!(err, Error::VaultLocked), "{err:?}");
+    assert_eq!(t.spawns(), 0, "a plain authenticate opened a dialog");
+    let session = client
+        .authenticate_waiting(&workspace, "sync-test", None)
+        .unwrap();
+    assert_eq!(t.spawns(), 1);
+    let stored = client
+        .store(&session, &name("K"), value(b"v"), StoreOptions::default())
+        .unwrap();
+    assert_eq!(stored.version, 1);
+}

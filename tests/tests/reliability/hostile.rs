@@ -44,6 +44,7 @@ fn base_frames(session: &SessionId) -> Vec<Vec<u8>> {
             workspace: WorkspaceId::new("team/job").unwrap(),
             agent_id: "fuzz".into(),
             ttl_seconds: Some(60),
+            wait_for_unlock: false,
         },
         Request::Store {
             session: session.clone(),

@@ -77,11 +77,11 @@ pub fn copy(ctx: &Ctx, args: CopyArgs, mode: Mode) -> Result<(), Failure> {
         ));
     }
     let mut client = ctx.connect()?;
-    let source = context::session_on(&mut client, &from.workspace)?;
+    let source = ctx.open_session(&mut client, &from.workspace)?;
     let target = if to.workspace == from.workspace {
         None
     } else {
-        Some(context::session_on(&mut client, &to.workspace)?)
+        Some(ctx.open_session(&mut client, &to.workspace)?)
     };
     let sessions = Sessions {
         source: &source,
