@@ -79,15 +79,19 @@ pub enum BackendStatus {
     Locked,
     /// The backend cannot be reached (e.g. Redis is down).
     Unavailable,
+    /// The backend cannot be reached, but the unlocked agent answers reads from what it
+    /// last read or wrote (bounded staleness); writes fail `BACKEND_UNAVAILABLE`.
+    Degraded,
 }
 
 impl BackendStatus {
-    /// The AVP string form: `available`, `locked`, `unavailable`.
+    /// The AVP string form: `available`, `locked`, `unavailable`, `degraded`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Available => "available",
             Self::Locked => "locked",
             Self::Unavailable => "unavailable",
+            Self::Degraded => "degraded",
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct BackendInfo {
     pub name: String,
     /// Whether it can serve secrets now.
     pub status: BackendStatus,
+    /// With [`BackendStatus::Degraded`]: since when the storage has been unreachable.
+    pub degraded_since: Option<Timestamp>,
 }
 
 /// Capability flags; each is true only if the agent implements it.
@@ -302,4 +308,8 @@ pub struct StatusInfo {
     pub pid: u32,
     /// Hardening facts.
     pub hardening: Hardening,
+    /// The backend's status, as DISCOVER reports it.
+    pub backend_status: BackendStatus,
+    /// With [`BackendStatus::Degraded`]: since when the storage has been unreachable.
+    pub degraded_since: Option<Timestamp>,
 }

@@ -12,6 +12,7 @@ pub fn run(state: &AgentState) -> Response {
         .map(|b| b.counts(Timestamp::now()))
         .unwrap_or_default();
     let timers = state.lock_state.timers();
+    let (backend_status, degraded_since) = super::discover::backend_status(state);
     Response::Status(StatusInfo {
         state: state.lock_state.vault_state(),
         vault_location: state.lock_state.key_store().location(),
@@ -25,5 +26,7 @@ pub fn run(state: &AgentState) -> Response {
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
         hardening: crate::harden::hardening_facts(),
+        backend_status,
+        degraded_since,
     })
 }

@@ -159,6 +159,8 @@ pub fn unlocked_status() -> StatusInfo {
             locked_memory_bytes: 65_536,
             memlock_limit: None,
         },
+        backend_status: BackendStatus::Available,
+        degraded_since: None,
     }
 }
 
@@ -182,6 +184,7 @@ pub fn every_response_holding(secret: &[u8]) -> Vec<Response> {
             backend: BackendInfo {
                 name: "vault".into(),
                 status: BackendStatus::Locked,
+                degraded_since: None,
             },
             capabilities: Capabilities {
                 versioning: true,

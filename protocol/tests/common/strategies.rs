@@ -233,6 +233,7 @@ fn backend_status() -> impl Strategy<Value = BackendStatus> {
         BackendStatus::Available,
         BackendStatus::Locked,
         BackendStatus::Unavailable,
+        BackendStatus::Degraded,
     ])
 }
 
@@ -241,18 +242,30 @@ fn discover_info() -> impl Strategy<Value = DiscoverInfo> {
         any::<u32>(),
         text(16),
         text(8),
-        (text(16), backend_status()),
+        (text(16), backend_status(), option::of(timestamp())),
         any::<[bool; 4]>(),
         vec(text(24), 0..4),
         limits(),
     )
         .prop_map(
-            |(protocol_version, agent_version, conformance, (name, status), caps, auth, limits)| {
+            |(
+                protocol_version,
+                agent_version,
+                conformance,
+                (name, status, degraded_since),
+                caps,
+                auth,
+                limits,
+            )| {
                 DiscoverInfo {
                     protocol_version,
                     agent_version,
                     conformance,
-                    backend: BackendInfo { name, status },
+                    backend: BackendInfo {
+                        name,
+                        status,
+                        degraded_since,
+                    },
                     capabilities: Capabilities {
                         versioning: caps[0],
                         expiration: caps[1],
@@ -333,6 +346,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
         (option::of(any::<u64>()), option::of(any::<u64>())),
         (text(16), any::<u32>(), any::<u32>()),
         (any::<bool>(), any::<[u64; 2]>(), option::of(any::<u64>())),
+        (backend_status(), option::of(timestamp())),
     )
         .prop_map(
             |(
@@ -342,6 +356,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                 (idle_lock_in_seconds, max_unlock_in_seconds),
                 (agent_version, protocol_version, pid),
                 (dumpable, [core_limit, locked_memory_bytes], memlock_limit),
+                (backend_status, degraded_since),
             )| StatusInfo {
                 state,
                 vault_location,
@@ -360,6 +375,8 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                     locked_memory_bytes,
                     memlock_limit,
                 },
+                backend_status,
+                degraded_since,
             },
         )
 }
