@@ -9,6 +9,7 @@ pub mod cli;
 pub mod raw;
 pub mod redis;
 pub mod rng;
+pub mod sentinel;
 pub mod sys;
 pub mod wire;
 

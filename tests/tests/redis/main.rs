@@ -6,6 +6,7 @@
 //! --test redis -- cli::`.
 
 mod cli;
+mod failover;
 mod leaks;
 mod memory;
 mod outage;

@@ -29,6 +29,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept for reuse.
 pub const MAX_IDLE: usize = 8;
+/// In Sentinel mode, how often the agent asks the sentinels whether the primary it uses is
+/// still the primary (on the next request after this long). A planned failover or a
+/// partition leaves the old primary running, and its connections open, for a while: this
+/// bounds how long requests keep going to it.
+pub const PRIMARY_RECHECK: Duration = Duration::from_secs(1);
 /// In Sentinel mode, the pause between two attempts to find and reach the primary while a
 /// failover is under way.
 pub const FAILOVER_POLL: Duration = Duration::from_millis(100);
@@ -65,9 +70,18 @@ enum Target {
     Direct(Client),
     Sentinel {
         sentinels: Sentinels,
-        /// The primary the sentinels named last (and its `host:port`), until it fails.
-        primary: Mutex<Option<(Client, String)>>,
+        /// The primary the sentinels named last, until it fails or they name another.
+        primary: Mutex<Option<Primary>>,
     },
+}
+
+/// The primary the sentinels named.
+struct Primary {
+    client: Client,
+    /// `host:port`.
+    addr: String,
+    /// When the sentinels last named it.
+    confirmed: Instant,
 }
 
 /// When Redis was last reached, and since when it has not been.
@@ -206,17 +220,58 @@ impl Redis {
         }
     }
 
+    /// In Sentinel mode, asks the sentinels whether the primary in use still is the
+    /// primary — when `now`, or when it was last confirmed [`PRIMARY_RECHECK`] ago. If they
+    /// name another, drops it and every pooled connection to it and answers true.
+    fn primary_moved(&self, now: bool) -> bool {
+        let Target::Sentinel { sentinels, primary } = &self.target else {
+            return false;
+        };
+        let due = guard(primary)
+            .as_ref()
+            .is_some_and(|p| now || p.confirmed.elapsed() >= PRIMARY_RECHECK);
+        if !due {
+            return false;
+        }
+        // A sentinel that cannot be asked proves nothing: the link to the primary decides.
+        let Ok((client, addr)) = sentinels.primary() else {
+            return false;
+        };
+        let mut known = guard(primary);
+        match known.as_mut() {
+            Some(p) if p.addr == addr => {
+                p.confirmed = Instant::now();
+                false
+            }
+            _ => {
+                tracing::info!(primary = %addr, "the sentinels named a new Redis primary");
+                *known = Some(Primary {
+                    client,
+                    addr,
+                    confirmed: Instant::now(),
+                });
+                drop(known);
+                guard(&self.idle).clear();
+                true
+            }
+        }
+    }
+
     fn connect(&self) -> Result<Connection, BackendError> {
         let client = match &self.target {
             Target::Direct(client) => client.clone(),
             Target::Sentinel { sentinels, primary } => {
-                let known = guard(primary).as_ref().map(|(c, _)| c.clone());
+                let known = guard(primary).as_ref().map(|p| p.client.clone());
                 match known {
                     Some(client) => client,
                     None => {
                         let (client, addr) = sentinels.primary()?;
                         tracing::debug!(primary = %addr, "the sentinels named the Redis primary");
-                        *guard(primary) = Some((client.clone(), addr));
+                        *guard(primary) = Some(Primary {
+                            client: client.clone(),
+                            addr,
+                            confirmed: Instant::now(),
+                        });
                         client
                     }
                 }
@@ -314,6 +369,7 @@ impl Redis {
     ) -> Result<T, BackendError> {
         let sentinel = matches!(self.target, Target::Sentinel { .. });
         let deadline = sentinel.then(|| Instant::now() + self.options.failover_wait);
+        self.primary_moved(false);
         let mut pooled = guard(&self.idle).pop();
         let mut retry = false;
         loop {
@@ -406,6 +462,16 @@ impl Redis {
                 .arg(need)
                 .arg(wait_ms as u64)
                 .query(conn)?;
+            if acked < need && self.primary_moved(true) {
+                // Written to a primary the sentinels have replaced, whose replica went
+                // with the failover: it will be wiped when that server is made a replica.
+                // Treated as a broken link, so it is re-run (safely: see `scripts`) on
+                // the new primary.
+                return Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the primary was replaced",
+                )));
+            }
             Ok((value, acked))
         })?;
         if acked < need {
