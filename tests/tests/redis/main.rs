@@ -10,5 +10,7 @@ mod failover;
 mod leaks;
 mod memory;
 mod outage;
+mod replicas;
 mod shared;
+mod stale;
 mod tls;
