@@ -1,5 +1,5 @@
-//! A Sentinel-managed Redis on loopback, owned by one test: two `redis-server`s (a primary
-//! and a replica, both persisting with `appendfsync always`, from [`RedisServer`]) and three
+//! A Sentinel-managed Redis on loopback, owned by one test: `redis-server`s (a primary and
+//! one replica, or more; all persisting with `appendfsync always`, from [`RedisServer`]) and three
 //! `redis-server --sentinel` processes watching them as service [`SERVICE`], with small
 //! timeouts (`down-after-milliseconds` 1000, `failover-timeout` 3000) so a failover takes
 //! a few seconds. Everything is killed on drop.
@@ -58,18 +58,29 @@ impl SentinelSet {
     /// sentinel knows the replica and the other sentinels (else a failover could not
     /// happen).
     pub fn start() -> Self {
+        Self::start_with_replicas(1)
+    }
+
+    /// [`Self::start`] with `replicas` replicas.
+    pub fn start_with_replicas(replicas: usize) -> Self {
         // A replica that (re)connects gets its full copy at once, not after the default
         // five seconds of waiting for more replicas to share a diskless transfer.
         let no_delay = || vec!["--repl-diskless-sync-delay".to_owned(), "0".to_owned()];
         let primary = RedisServer::start_with(free_port(), no_delay());
         let primary_port = primary.port().expect("tcp");
-        let mut replica_args = no_delay();
-        replica_args.extend([
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            primary_port.to_string(),
-        ]);
-        let replica = RedisServer::start_with(free_port(), replica_args);
+        let mut nodes = vec![Mutex::new(primary)];
+        for _ in 0..replicas {
+            let mut replica_args = no_delay();
+            replica_args.extend([
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary_port.to_string(),
+            ]);
+            nodes.push(Mutex::new(RedisServer::start_with(
+                free_port(),
+                replica_args,
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("avp-sentinel-")
             .tempdir()
@@ -102,7 +113,7 @@ impl SentinelSet {
             sentinels.push(Sentinel { port, child });
         }
         let set = Self {
-            nodes: vec![Mutex::new(primary), Mutex::new(replica)],
+            nodes,
             sentinels,
             dir,
         };
@@ -114,7 +125,7 @@ impl SentinelSet {
                     if r.contains("slave") && o.lines().filter(|l| *l == "name").count() >= 2)
             });
         }
-        set.wait_replicated();
+        set.wait_replicated_by(replicas);
         set
     }
 
@@ -186,13 +197,17 @@ impl SentinelSet {
 
     /// Waits until the primary has a replica online and in sync.
     pub fn wait_replicated(&self) {
-        wait_until(Duration::from_secs(30), "a replica in sync", || {
+        self.wait_replicated_by(1);
+    }
+
+    /// Waits until the primary has at least `replicas` replicas online.
+    pub fn wait_replicated_by(&self, replicas: usize) {
+        wait_until(Duration::from_secs(30), "replicas in sync", || {
             let Some(port) = self.primary_port() else {
                 return false;
             };
-            cli_port(port, &["INFO", "replication"]).is_some_and(|info| {
-                info.contains("connected_slaves:1") && info.contains("state=online")
-            })
+            cli_port(port, &["INFO", "replication"])
+                .is_some_and(|info| info.matches("state=online").count() >= replicas)
         });
     }
 

@@ -12,6 +12,18 @@
 //! applied twice; the closure learns it is a retry so it can tell "already done" apart.
 //! When no connection can be made, the error is `BACKEND_UNAVAILABLE` at once, and the next
 //! operation tries again — the agent never holds on to a dead link.
+//!
+//! Sentinel mode (`redis+sentinel://`, see [`super::sentinel`]): the primary is whatever
+//! the sentinels name (re-checked at most every [`PRIMARY_RECHECK`]). A broken link, or a
+//! server answering that it is not a writable primary, makes the request ask again and
+//! re-run on the new primary, polling for up to [`RedisOptions::failover_wait`] — a
+//! failover costs a caller one slow answer. Writes then wait for
+//! [`RedisOptions::min_replicas`] replicas (`WAIT`) before they are acknowledged, so the
+//! replica the sentinels promote holds every acknowledged write.
+//!
+//! The pool also remembers when Redis was last reached and since when it has not been: the
+//! backend answers reads from last-known state within [`RedisOptions::stale_reads`] of the
+//! last contact, and DISCOVER says `degraded`.
 
 use super::sentinel::{self, Sentinels};
 use crate::storage::BackendError;

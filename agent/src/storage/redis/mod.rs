@@ -35,14 +35,18 @@
 //!
 //! # How it behaves
 //!
-//! Reads and writes go to Redis every time (no stale copies: see [`cache`] for the one cache
-//! and why it cannot serve stale data). Writes are optimistic compare-and-set Lua scripts
-//! ([`scripts`], [`write`]), atomic on the server and retried on conflict, so concurrent
-//! agents neither lose updates nor reuse version numbers. When Redis is down every
-//! operation fails with `BACKEND_UNAVAILABLE` and the agent reconnects on the next one
-//! ([`conn`]).
+//! Reads and writes go to Redis every time while it is reachable (see [`cache`] for the one
+//! cache and why it cannot serve stale data). Writes are optimistic compare-and-set Lua
+//! scripts ([`scripts`], [`write`]), atomic on the server and retried on conflict, so
+//! concurrent agents neither lose updates nor reuse version numbers. With Redis Sentinel
+//! ([`sentinel`]) the agent follows failovers and acknowledges a write only once a replica
+//! holds it ([`conn`]). When Redis cannot be reached, writes fail with
+//! `BACKEND_UNAVAILABLE`; an unlocked agent keeps answering RETRIEVE, LIST and HISTORY from
+//! what it last read or wrote for a bounded time (`last_known`, [`backend`]), and the agent
+//! reconnects on the next operation.
 //!
-//! Modules: [`conn`] (connection pool, errors), [`keys`] (key layout, HMAC tags),
+//! Modules: [`conn`] (connection pool, failover, errors), [`sentinel`] (finding the
+//! primary), `last_known` (reads while Redis is away), [`keys`] (key layout, HMAC tags),
 //! [`scripts`] (Lua), [`record`] (encrypted record formats), [`cache`] (decrypted
 //! metadata) and [`locked_meta`] (where it lives), [`backend`] (reads), [`write`] (writes).
 

@@ -19,6 +19,7 @@
 
 use crate::storage::BackendError;
 use ::redis::{Client, Connection, RedisResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long asking one sentinel may take (connect and answer).
@@ -40,6 +41,9 @@ pub struct Sentinels {
     db: i64,
     /// The sentinel addresses and service, for messages.
     location: String,
+    /// The sentinel that answered last, asked first next time: one that is down or
+    /// unreachable then costs nothing until the others fail too.
+    preferred: AtomicUsize,
 }
 
 impl std::fmt::Debug for Sentinels {
@@ -145,6 +149,7 @@ impl Sentinels {
             node_userinfo,
             db,
             location,
+            preferred: AtomicUsize::new(0),
         })
     }
 
@@ -158,14 +163,17 @@ impl Sentinels {
         &self.service
     }
 
-    /// Asks the sentinels, in order, for the current primary; the first that answers wins
-    /// (a sentinel only reports the primary of the latest configuration epoch it knows).
-    /// Returns the primary's client and its `host:port`.
+    /// Asks the sentinels for the current primary, the one that answered last first; the
+    /// first that answers wins (a sentinel reports the primary of the latest configuration
+    /// epoch it knows). Returns the primary's client and its `host:port`.
     pub fn primary(&self) -> Result<(Client, String), BackendError> {
-        for sentinel in &self.sentinels {
-            let Ok(Some((host, port))) = ask(sentinel, &self.service) else {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let count = self.sentinels.len();
+        for i in (0..count).map(|k| (first + k) % count) {
+            let Ok(Some((host, port))) = ask(&self.sentinels[i], &self.service) else {
                 continue;
             };
+            self.preferred.store(i, Ordering::Relaxed);
             let host_port = if host.contains(':') {
                 format!("[{host}]:{port}")
             } else {

@@ -3,7 +3,9 @@
 //! Each is a loop of read → decide → encrypt → compare-and-set (see `scripts`). The decision
 //! is [`crate::rules::write`]'s, as for every backend; only where the state comes from
 //! differs. A write is acknowledged only after the script has returned `ok` from
-//! Redis, i.e. after Redis applied it (and, with `appendfsync always`, logged it to disk).
+//! Redis, i.e. after Redis applied it (and, with `appendfsync always`, logged it to disk),
+//! and — with `--redis-min-replicas N`, 1 by default with Sentinel — after `WAIT` saw N
+//! replicas hold it (`Redis::write`).
 
 use super::backend::RedisBackend;
 use super::cache::Cached;
