@@ -63,9 +63,19 @@ impl SentinelSet {
 
     /// [`Self::start`] with `replicas` replicas.
     pub fn start_with_replicas(replicas: usize) -> Self {
+        Self::start_custom(replicas, &[], "")
+    }
+
+    /// [`Self::start_with_replicas`], with `node_args` added to every data node's
+    /// command line and `sentinel_conf` to every sentinel's configuration (ACL users…).
+    pub fn start_custom(replicas: usize, node_args: &[&str], sentinel_conf: &str) -> Self {
         // A replica that (re)connects gets its full copy at once, not after the default
         // five seconds of waiting for more replicas to share a diskless transfer.
-        let no_delay = || vec!["--repl-diskless-sync-delay".to_owned(), "0".to_owned()];
+        let no_delay = || {
+            let mut args = vec!["--repl-diskless-sync-delay".to_owned(), "0".to_owned()];
+            args.extend(node_args.iter().map(|a| (*a).to_owned()));
+            args
+        };
         let primary = RedisServer::start_with(free_port(), no_delay());
         let primary_port = primary.port().expect("tcp");
         let mut nodes = vec![Mutex::new(primary)];
@@ -97,7 +107,7 @@ impl SentinelSet {
                      sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n\
                      sentinel down-after-milliseconds {SERVICE} 1000\n\
                      sentinel failover-timeout {SERVICE} 3000\n\
-                     sentinel parallel-syncs {SERVICE} 1\n",
+                     sentinel parallel-syncs {SERVICE} 1\n{sentinel_conf}\n",
                     dir = dir.path().display()
                 ),
             )

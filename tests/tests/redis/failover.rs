@@ -262,3 +262,60 @@ fn a_planned_failover_with_two_replicas_needs_both_to_confirm() {
         &[measured],
     );
 }
+
+/// The README's ACL for Sentinel mode: on the data nodes, the plain-Redis list plus `WAIT`
+/// and `ROLE`; on the sentinels, only `SENTINEL GET-MASTER-ADDR-BY-NAME` (the sentinel user
+/// and password from the URL's query). The agent works through a failover with exactly
+/// that. (The `default` users stay on for replication and the sentinels' own traffic.)
+#[test]
+fn least_privilege_acl_users_are_enough_in_sentinel_mode() {
+    let mut node_args = vec!["--user", "avp", "on", ">acl-pw", "~avp:1:*", "-@all"];
+    let commands: Vec<String> = DATA_NODE_ACL
+        .split_whitespace()
+        .map(|c| format!("+{c}"))
+        .collect();
+    node_args.extend(commands.iter().map(String::as_str));
+    let set = SentinelSet::start_custom(
+        1,
+        &node_args,
+        "user avp-agent on >sentinel-pw -@all +sentinel|get-master-addr-by-name",
+    );
+    let url = set.url().replacen("://", "://avp:acl-pw@", 1)
+        + "?sentinel_user=avp-agent&sentinel_password=sentinel-pw";
+    let agent = TestAgent::start_with(AgentOptions {
+        args: agent_args(&url),
+        ..AgentOptions::default()
+    });
+    agent.init();
+    let mut conn = agent.connect();
+    let session = conn.session("w");
+    assert!(matches!(
+        conn.store(&session, "k", b"v1"),
+        Response::Stored(_)
+    ));
+    let victim = set.primary();
+    let old_port = set.port(victim);
+    set.kill(victim);
+    set.wait_promoted(old_port, Duration::from_secs(30));
+    set.restart_as_replica(victim);
+    set.wait_replicated();
+    assert!(matches!(
+        conn.store(&session, "k", b"v2"),
+        Response::Stored(_)
+    ));
+    assert_eq!(conn.value(&session, "k"), Ok(b"v2".to_vec()));
+    assert_eq!(versions_of(conn.history(&session, "k")), [1, 2]);
+    assert!(!agent.logs().contains("acl-pw") && !agent.logs().contains("sentinel-pw"));
+}
+
+/// The README's data-node ACL in Sentinel mode.
+const DATA_NODE_ACL: &str = "get set exists del incr hget hmget hset hdel hexists hlen hgetall \
+                             sadd srem smembers rpush ltrim lindex lrange eval evalsha \
+                             script|load wait role";
+
+fn versions_of(response: Response) -> Vec<u32> {
+    match response {
+        Response::History(h) => h.versions.iter().map(|v| v.version).collect(),
+        other => panic!("history: {other:?}"),
+    }
+}

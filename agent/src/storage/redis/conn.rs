@@ -269,7 +269,10 @@ impl Redis {
         }
     }
 
-    fn connect(&self) -> Result<Connection, BackendError> {
+    /// A new connection to the server (in Sentinel mode, the primary). On failure, also
+    /// whether waiting may help: not when the server refused our credentials, ACL or TLS
+    /// trust — a failover does not change those.
+    fn connect(&self) -> Result<Connection, (BackendError, bool)> {
         let client = match &self.target {
             Target::Direct(client) => client.clone(),
             Target::Sentinel { sentinels, primary } => {
@@ -277,7 +280,7 @@ impl Redis {
                 match known {
                     Some(client) => client,
                     None => {
-                        let (client, addr) = sentinels.primary()?;
+                        let (client, addr) = sentinels.primary().map_err(|err| (err, true))?;
                         tracing::debug!(primary = %addr, "the sentinels named the Redis primary");
                         *guard(primary) = Some(Primary {
                             client: client.clone(),
@@ -298,22 +301,30 @@ impl Redis {
             });
         let mut conn = made.map_err(|err| {
             self.forget_primary();
-            self.connect_error(&err)
+            (self.connect_error(&err), !is_refusal(&err))
         })?;
         if matches!(self.target, Target::Sentinel { .. }) {
             match sentinel::is_primary(&mut conn) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.forget_primary();
-                    return Err(BackendError::Unavailable(format!(
-                        "the server the sentinels of {} named is not a primary yet \
-                         (a failover is under way): try again shortly",
-                        self.location
-                    )));
+                    return Err((
+                        BackendError::Unavailable(format!(
+                            "the server the sentinels of {} named is not a primary yet \
+                             (a failover is under way): try again shortly",
+                            self.location
+                        )),
+                        true,
+                    ));
+                }
+                Err(err) if is_link_failure(&err) => {
+                    self.forget_primary();
+                    return Err((self.connect_error(&err), true));
                 }
                 Err(err) => {
+                    // An answer, e.g. NOPERM: the ACL user lacks `ROLE`.
                     self.forget_primary();
-                    return Err(self.connect_error(&err));
+                    return Err((self.server_error(&err), false));
                 }
             }
         }
@@ -389,10 +400,8 @@ impl Redis {
                 Some(conn) => (conn, true),
                 None => match self.connect() {
                     Ok(conn) => (conn, false),
-                    Err(err) => {
-                        if matches!(err, BackendError::Unavailable(_))
-                            && self.wait_for_failover(deadline)
-                        {
+                    Err((err, may_pass)) => {
+                        if may_pass && self.wait_for_failover(deadline) {
                             continue;
                         }
                         return Err(self.down(err));
@@ -545,6 +554,14 @@ fn is_link_failure(err: &RedisError) -> bool {
         || err.is_connection_refusal()
         || err.is_timeout()
         || err.is_unrecoverable_error()
+}
+
+/// A connection refused for our credentials or the server's certificate (not for being
+/// down or busy).
+fn is_refusal(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::AuthenticationFailed
+        || server_code(err).is_some_and(|c| matches!(c.as_str(), "NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || tls_problem(err).is_some()
 }
 
 /// An answer by which a server says it is not (yet) the writable primary.
