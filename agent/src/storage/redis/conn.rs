@@ -239,9 +239,14 @@ impl Redis {
         let Target::Sentinel { sentinels, primary } = &self.target else {
             return false;
         };
-        let due = guard(primary)
-            .as_ref()
-            .is_some_and(|p| now || p.confirmed.elapsed() >= PRIMARY_RECHECK);
+        let due = match guard(primary).as_mut() {
+            Some(p) if now || p.confirmed.elapsed() >= PRIMARY_RECHECK => {
+                // Claimed now, so the threads that come next do not all ask too.
+                p.confirmed = Instant::now();
+                true
+            }
+            _ => false,
+        };
         if !due {
             return false;
         }
