@@ -169,7 +169,7 @@ impl RedisBackend {
         match &loaded {
             Some(l) => {
                 let value = l.value.as_deref().filter(|_| with_value);
-                self.known.note(&ws.tag, &l.cached, &l.current, value)?;
+                self.known.note(&ws.tag, &l.cached, &l.current, value);
             }
             None => self.known.forget(&ws.tag, &secret.field),
         }

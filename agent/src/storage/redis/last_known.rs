@@ -105,8 +105,17 @@ impl LastKnown {
 
     /// Records the state just read or written: `meta` is current with tag `current`;
     /// `value` is the current value record when it was read or written (`None`: only the
-    /// metadata was).
-    pub fn note(
+    /// metadata was). Never fails the read or write it follows: if the copy cannot be
+    /// kept (locked memory exhausted…), the secret's entry is dropped instead, so no older
+    /// copy stays behind.
+    pub fn note(&self, workspace: &str, meta: &Arc<Cached>, current: &str, value: Option<&[u8]>) {
+        if let Err(err) = self.try_note(workspace, meta, current, value) {
+            tracing::debug!(%err, "cannot keep a last-known copy of a secret");
+            self.forget(workspace, &meta.field);
+        }
+    }
+
+    fn try_note(
         &self,
         workspace: &str,
         meta: &Arc<Cached>,

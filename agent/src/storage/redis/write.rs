@@ -194,8 +194,7 @@ impl RedisBackend {
             };
             let previous = live.map(|m| m.current().number);
             let cached = Cached::new(&self.cache, secret.field.clone(), meta_record, &meta)?;
-            self.known
-                .note(&ws.tag, &cached, &tag, Some(&value_record))?;
+            self.known.note(&ws.tag, &cached, &tag, Some(&value_record));
             let position = generation.map(|generation| Position {
                 generation,
                 head: scripts::log_entry(generation, &secret.field, &tag),
