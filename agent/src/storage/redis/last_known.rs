@@ -189,3 +189,74 @@ impl LastKnown {
             .unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::redis::cache::MetaCache;
+    use crate::storage::redis::record::{Meta, VersionRef};
+    use avp_protocol::{Labels, SecretName, Timestamp, WorkspaceId};
+
+    /// Metadata of secret `k` at `version` (tags `t1`, `t2`…), created at `created`.
+    fn cached(cache: &MetaCache, version: u32, created: i64) -> Arc<Cached> {
+        let meta = Meta {
+            workspace: WorkspaceId::new("w").unwrap(),
+            name: SecretName::new("k").unwrap(),
+            created_at: Timestamp::from_unix(created),
+            labels: Labels::empty(),
+            expires_at: None,
+            versions: (1..=version)
+                .map(|n| VersionRef {
+                    number: n,
+                    created_at: Timestamp::from_unix(created),
+                    tag: format!("t{n}"),
+                })
+                .collect(),
+        };
+        Cached::new(
+            cache,
+            "F".into(),
+            format!("meta {version}").into_bytes(),
+            &meta,
+        )
+        .unwrap()
+    }
+
+    fn kept(known: &LastKnown) -> (u32, Option<Vec<u8>>) {
+        let k = known.get("W", "F").expect("kept");
+        (k.meta.meta().unwrap().current().number, k.value)
+    }
+
+    #[test]
+    fn a_kept_copy_is_never_replaced_by_an_older_one() {
+        let cache = MetaCache::new(16);
+        let known = LastKnown::new(cache.arena(), 16);
+        known.note("W", &cached(&cache, 2, 100), "t2", Some(b"v2"));
+        // A read that raced this agent's write and returned the version before it.
+        known.note("W", &cached(&cache, 1, 100), "t1", Some(b"v1"));
+        assert_eq!(kept(&known), (2, Some(b"v2".to_vec())));
+        // The secret was deleted and created again: version 1 of it is newer.
+        known.note("W", &cached(&cache, 1, 200), "t1", Some(b"new"));
+        assert_eq!(kept(&known), (1, Some(b"new".to_vec())));
+    }
+
+    #[test]
+    fn metadata_of_a_newer_version_drops_the_older_value() {
+        let cache = MetaCache::new(16);
+        let known = LastKnown::new(cache.arena(), 16);
+        known.note("W", &cached(&cache, 1, 100), "t1", Some(b"v1"));
+        // HISTORY of the same version keeps the value…
+        known.note("W", &cached(&cache, 1, 100), "t1", None);
+        assert_eq!(kept(&known), (1, Some(b"v1".to_vec())));
+        // …of a newer one drops it: only metadata of version 2 is known.
+        known.note("W", &cached(&cache, 2, 100), "t2", None);
+        assert_eq!(kept(&known), (2, None));
+        known.forget("W", "F");
+        assert!(known.get("W", "F").is_none());
+        assert_eq!(
+            guard(&cache.arena()).live_bytes(),
+            0,
+            "every copy wiped and freed"
+        );
+    }
+}
