@@ -64,6 +64,10 @@ pub struct Event<'a> {
     /// (absent on access decisions, whose lines keep their shape).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// `true` on a read answered from the agent's last-known state while its storage was
+    /// unreachable (Redis away); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// Lines waiting for the flusher, and whether the log is closing.
@@ -132,6 +136,19 @@ impl Audit {
         name: Option<&SecretName>,
         outcome: Result<(), ErrorCode>,
     ) {
+        self.record_read(peer, operation, workspace, name, outcome, false);
+    }
+
+    /// Records one decision, saying whether it was answered from last-known state.
+    pub fn record_read(
+        &self,
+        peer: &Peer,
+        operation: &str,
+        workspace: Option<&WorkspaceId>,
+        name: Option<&SecretName>,
+        outcome: Result<(), ErrorCode>,
+        stale: bool,
+    ) {
         let event = Event {
             time: rfc3339_now(),
             operation,
@@ -142,6 +159,7 @@ impl Audit {
             pid: peer.pid,
             exe: peer.exe.as_ref().map(|p| p.display().to_string()),
             reason: None,
+            stale,
         };
         self.append(&event);
     }
@@ -160,6 +178,7 @@ impl Audit {
             pid: Some(std::process::id() as i32),
             exe: None,
             reason: Some(reason),
+            stale: false,
         };
         self.append(&event);
     }

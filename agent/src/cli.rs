@@ -50,6 +50,24 @@ pub struct Args {
     )]
     pub redis_url: Option<String>,
 
+    /// Replicas that must confirm each Redis write (WAIT) before it is acknowledged
+    /// [default: 1 with redis+sentinel://, else 0]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_min_replicas: Option<u32>,
+
+    /// How long a Redis write waits for those replicas
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub redis_wait_timeout: Duration,
+
+    /// With redis+sentinel://, how long a request waits for a failover to complete
+    #[arg(long, value_name = "DUR", default_value = "15s", value_parser = parse_duration)]
+    pub redis_failover_wait: Duration,
+
+    /// While Redis is unreachable, an unlocked agent answers reads from what it last read
+    /// or wrote, up to this long after its last contact (0 = never)
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub redis_stale_reads: Duration,
+
     /// Most simultaneous client connections
     #[arg(long, value_name = "N", default_value_t = 256, hide = true)]
     pub max_connections: usize,

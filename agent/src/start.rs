@@ -95,6 +95,12 @@ fn run(args: Args) -> Result<ExitCode> {
                 "--backend redis needs --redis-url URL (or AVP_REDIS_URL), \
                  e.g. redis://127.0.0.1:6379",
             )?,
+            options: crate::storage::redis::RedisOptions {
+                min_replicas: args.redis_min_replicas,
+                wait_timeout: args.redis_wait_timeout,
+                failover_wait: args.redis_failover_wait,
+                stale_reads: args.redis_stale_reads,
+            },
         },
         #[cfg(not(feature = "redis"))]
         BackendKind::Redis => anyhow::bail!("the redis backend is not built into this avp-agent"),

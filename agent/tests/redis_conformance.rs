@@ -245,7 +245,10 @@ fn an_outage_is_backend_unavailable_then_service_resumes() {
     let err = down.expect_err("Redis is down");
     assert_eq!(err.code(), ErrorCode::BackendUnavailable);
     assert!(err.to_string().contains("is it running?"), "{err}");
-    assert_eq!(get(&*b, "k"), Err(ErrorCode::BackendUnavailable));
+    // What this backend wrote is still read from its last-known copy; anything else is
+    // unavailable (not "not found").
+    assert_eq!(get(&*b, "k"), Ok(b"before".to_vec()));
+    assert_eq!(get(&*b, "other"), Err(ErrorCode::BackendUnavailable));
     server.restart();
     assert_eq!(
         get(&*b, "k"),
@@ -428,4 +431,47 @@ fn a_listing_follows_changes_rebuilds_after_a_gap_and_notices_a_restored_redis()
         "a stale listing was served: {} names",
         names.len()
     );
+}
+
+/// A write whose reply was lost (the link broke, or the primary failed over after applying
+/// and replicating it) is re-run; if another agent wrote on top meanwhile, the re-run must
+/// answer "already applied" — not a conflict, which would make the agent write the same
+/// value again as yet another version.
+#[test]
+fn a_put_retried_after_another_write_landed_on_top_is_not_applied_twice() {
+    use avp_agent::storage::redis::keys::{KeyNames, random_tag};
+    use avp_agent::storage::redis::scripts::{self, Outcome, Put};
+    let server = RedisServer::start();
+    let redis = avp_agent::storage::redis::Redis::open(&server.url()).unwrap();
+    let names = KeyNames::derive(&age::x25519::Identity::generate()).unwrap();
+    let workspace = WorkspaceId::new("w").unwrap();
+    let ws = names.workspace(&workspace);
+    let secret = names.secret(&workspace, &SecretName::new("k").unwrap());
+    let (first, second) = (random_tag().unwrap(), random_tag().unwrap());
+    let put = |expected: Option<&str>, tag: &str, restart: bool| {
+        let put = Put {
+            expected,
+            tag,
+            value: b"value record",
+            meta: b"meta record",
+            restart,
+            drop: &[],
+            max_secrets: 10,
+        };
+        redis
+            .run(|conn, _| scripts::put(conn, &ws, &secret, &put))
+            .unwrap()
+    };
+    assert!(matches!(put(None, &first, true), Outcome::Applied(1)));
+    // Another agent's write on top of it.
+    assert!(matches!(
+        put(Some(&first), &second, false),
+        Outcome::Applied(2)
+    ));
+    // The retry of the first write.
+    assert!(matches!(put(None, &first, true), Outcome::AlreadyApplied));
+    assert!(matches!(
+        put(Some(&first), &second, false),
+        Outcome::AlreadyApplied
+    ));
 }

@@ -82,15 +82,19 @@ pub enum BackendStatus {
     Locked,
     /// The backend cannot be reached (e.g. Redis is down).
     Unavailable,
+    /// The backend cannot be reached, but the unlocked agent answers reads from what it
+    /// last read or wrote (bounded staleness); writes fail `BACKEND_UNAVAILABLE`.
+    Degraded,
 }
 
 impl BackendStatus {
-    /// The AVP string form: `available`, `locked`, `unavailable`.
+    /// The AVP string form: `available`, `locked`, `unavailable`, `degraded`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Available => "available",
             Self::Locked => "locked",
             Self::Unavailable => "unavailable",
+            Self::Degraded => "degraded",
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct BackendInfo {
     pub name: String,
     /// Whether it can serve secrets now.
     pub status: BackendStatus,
+    /// With [`BackendStatus::Degraded`]: since when the storage has been unreachable.
+    pub degraded_since: Option<Timestamp>,
 }
 
 /// Capability flags; each is true only if the agent implements it.
@@ -308,6 +314,10 @@ pub struct StatusInfo {
     /// The audit log's absolute path (what `avp audit` reads); `None` when the agent keeps
     /// no audit log.
     pub audit_log: Option<String>,
+    /// The backend's status, as DISCOVER reports it.
+    pub backend_status: BackendStatus,
+    /// With [`BackendStatus::Degraded`]: since when the storage has been unreachable.
+    pub degraded_since: Option<Timestamp>,
 }
 
 /// One workspace and how many live secrets it holds.

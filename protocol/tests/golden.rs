@@ -233,6 +233,29 @@ fn responses() -> Vec<(Example, Response)> {
                 backend: BackendInfo {
                     name: "vault".into(),
                     status: BackendStatus::Available,
+                    degraded_since: None,
+                },
+                capabilities: Capabilities {
+                    versioning: true,
+                    expiration: true,
+                    rotation: true,
+                    audit: true,
+                },
+                auth_methods: vec!["peer_credentials".into()],
+                limits: Limits::AVP,
+            }),
+        ),
+        example(
+            "response-discover-degraded",
+            "Response::Discover, redis backend unreachable, reads served from last-known state",
+            Response::Discover(DiscoverInfo {
+                protocol_version: PROTOCOL_VERSION,
+                agent_version: "0.1.0".into(),
+                conformance: CONFORMANCE.into(),
+                backend: BackendInfo {
+                    name: "redis".into(),
+                    status: BackendStatus::Degraded,
+                    degraded_since: Some(t0),
                 },
                 capabilities: Capabilities {
                     versioning: true,

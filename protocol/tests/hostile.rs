@@ -335,6 +335,7 @@ fn vectors_and_maps_that_claim_a_huge_length_are_rejected() {
         BackendInfo {
             name: "vault".into(),
             status: BackendStatus::Available,
+            degraded_since: None::<avp_protocol::Timestamp>,
         },
         Capabilities {
             versioning: true,

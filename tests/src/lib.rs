@@ -10,6 +10,7 @@ pub mod pinentry;
 pub mod raw;
 pub mod redis;
 pub mod rng;
+pub mod sentinel;
 pub mod sys;
 pub mod terminal;
 pub mod wire;

@@ -188,6 +188,18 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Starts the server again on the same socket, port and data, as a replica of the
+    /// server on 127.0.0.1:`port` (in place of any `--replicaof` it was started with).
+    pub fn restart_as_replica_of(&mut self, port: u16) {
+        self.kill();
+        if let Some(at) = self.extra.iter().position(|a| a == "--replicaof") {
+            self.extra.drain(at..at + 3);
+        }
+        self.extra
+            .extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
+        self.spawn();
+    }
+
     /// Runs `redis-cli ARGS` against the server (raw output) and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> Vec<u8> {
         let output = self.cli_output(args);

@@ -2,21 +2,34 @@
 
 use crate::state::AgentState;
 use avp_protocol::{
-    BackendInfo, BackendStatus, Capabilities, DiscoverInfo, PROTOCOL_VERSION, Response,
+    BackendInfo, BackendStatus, Capabilities, DiscoverInfo, PROTOCOL_VERSION, Response, Timestamp,
 };
 
 /// How callers authenticate: the kernel's peer credentials (same uid as the agent).
 pub const AUTH_METHODS: &[&str] = &["peer_credentials"];
 
+/// The backend's status and, when degraded, since when (no I/O: the last known
+/// reachability).
+pub fn backend_status(state: &AgentState) -> (BackendStatus, Option<Timestamp>) {
+    let key_store = state.lock_state.key_store();
+    let unlocked = state.lock_state.is_unlocked();
+    if key_store.is_reachable() {
+        let status = if unlocked {
+            BackendStatus::Available
+        } else {
+            BackendStatus::Locked
+        };
+        return (status, None);
+    }
+    // Reads keep working from last-known state only while a vault is open.
+    match key_store.degraded_since() {
+        Some(since) if unlocked => (BackendStatus::Degraded, Some(since)),
+        _ => (BackendStatus::Unavailable, None),
+    }
+}
+
 pub fn run(state: &AgentState) -> Response {
-    // Last known reachability (no I/O here): a Redis that is down says so.
-    let status = if !state.lock_state.key_store().is_reachable() {
-        BackendStatus::Unavailable
-    } else if state.lock_state.is_unlocked() {
-        BackendStatus::Available
-    } else {
-        BackendStatus::Locked
-    };
+    let (status, degraded_since) = backend_status(state);
     Response::Discover(DiscoverInfo {
         protocol_version: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -24,6 +37,7 @@ pub fn run(state: &AgentState) -> Response {
         backend: BackendInfo {
             name: state.lock_state.key_store().name().to_owned(),
             status,
+            degraded_since,
         },
         capabilities: Capabilities {
             versioning: true,

@@ -58,15 +58,19 @@ pub fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
     let operation = request.operation();
     tracing::trace!(operation, pid = ?peer.pid, "request");
     let mut scope = Scope::default();
+    // Cleared before, read after: whether the backend answered from last-known state.
+    crate::storage::stale::take();
     let outcome = run(state, peer, request, &mut scope);
+    let stale = crate::storage::stale::take();
     if let Some(audit) = &state.audit {
         let result = outcome.as_ref().map(|_| ()).map_err(|f| f.code);
-        audit.record(
+        audit.record_read(
             peer,
             operation,
             scope.workspace.as_ref(),
             scope.name.as_ref(),
             result,
+            stale,
         );
     }
     match outcome {

@@ -12,6 +12,7 @@ pub fn run(state: &AgentState) -> Response {
         .map(|b| b.counts(Timestamp::now()))
         .unwrap_or_default();
     let timers = state.lock_state.timers();
+    let (backend_status, degraded_since) = super::discover::backend_status(state);
     Response::Status(StatusInfo {
         state: state.lock_state.vault_state(),
         vault_location: state.lock_state.key_store().location(),
@@ -29,5 +30,7 @@ pub fn run(state: &AgentState) -> Response {
             .audit
             .as_ref()
             .map(|audit| audit.path().display().to_string()),
+        backend_status,
+        degraded_since,
     })
 }

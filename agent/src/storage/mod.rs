@@ -17,6 +17,7 @@
 //! - [`index`]: the in-memory index of secrets, values in locked memory, that the local and
 //!   memory backends serve from.
 //! - [`served`]: the backend over an [`index::SecretStore`], persisted by a [`served::Persist`].
+//! - [`stale`]: marks an answer served from last-known state, for the audit line.
 //! - [`memory`]: the in-memory backend (no persistence), for tests and fuzzing.
 //! - [`crypto`]: age — the passphrase-wrapped identity and record encryption, which both
 //!   the local and the Redis vault use; [`codec`]: their bounded bincode record encoding.
@@ -32,6 +33,7 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod served;
+pub mod stale;
 
 pub use memory::MemoryBackend;
 
@@ -246,6 +248,13 @@ pub trait KeyStore: Send + Sync {
         true
     }
 
+    /// Since when the storage service has been unreachable while an unlocked vault keeps
+    /// answering reads from what it last read (DISCOVER and STATUS say `degraded`). Never
+    /// does I/O; local storage is never degraded.
+    fn degraded_since(&self) -> Option<Timestamp> {
+        None
+    }
+
     /// Whether a vault exists here.
     fn is_initialized(&self) -> Result<bool, BackendError>;
 
@@ -289,8 +298,11 @@ pub enum BackendConfig {
     /// A vault kept in Redis.
     #[cfg(feature = "redis")]
     Redis {
-        /// `redis://`, `rediss://` or `unix://`; may hold a password, so never printed.
+        /// `redis://`, `rediss://`, `unix://` or `redis+sentinel://`; may hold a password,
+        /// so never printed.
         url: String,
+        /// Replica acknowledgement, failover bound, stale reads.
+        options: redis::RedisOptions,
     },
 }
 
@@ -314,6 +326,8 @@ pub fn open_key_store(
     match config {
         BackendConfig::Local { dir } => Ok(Box::new(local::LocalKeyStore::open(dir, settings)?)),
         #[cfg(feature = "redis")]
-        BackendConfig::Redis { url } => Ok(Box::new(redis::RedisKeyStore::open(url, settings)?)),
+        BackendConfig::Redis { url, options } => Ok(Box::new(redis::RedisKeyStore::open_with(
+            url, *options, settings,
+        )?)),
     }
 }

@@ -164,6 +164,8 @@ pub fn unlocked_status() -> StatusInfo {
             memlock_limit: None,
         },
         audit_log: Some("/home/u/.local/state/avp/audit.jsonl".into()),
+        backend_status: BackendStatus::Available,
+        degraded_since: None,
     }
 }
 
@@ -187,6 +189,7 @@ pub fn every_response_holding(secret: &[u8]) -> Vec<Response> {
             backend: BackendInfo {
                 name: "vault".into(),
                 status: BackendStatus::Locked,
+                degraded_since: None,
             },
             capabilities: Capabilities {
                 versioning: true,

@@ -241,6 +241,7 @@ fn backend_status() -> impl Strategy<Value = BackendStatus> {
         BackendStatus::Available,
         BackendStatus::Locked,
         BackendStatus::Unavailable,
+        BackendStatus::Degraded,
     ])
 }
 
@@ -249,18 +250,30 @@ fn discover_info() -> impl Strategy<Value = DiscoverInfo> {
         any::<u32>(),
         text(16),
         text(8),
-        (text(16), backend_status()),
+        (text(16), backend_status(), option::of(timestamp())),
         any::<[bool; 4]>(),
         vec(text(24), 0..4),
         limits(),
     )
         .prop_map(
-            |(protocol_version, agent_version, conformance, (name, status), caps, auth, limits)| {
+            |(
+                protocol_version,
+                agent_version,
+                conformance,
+                (name, status, degraded_since),
+                caps,
+                auth,
+                limits,
+            )| {
                 DiscoverInfo {
                     protocol_version,
                     agent_version,
                     conformance,
-                    backend: BackendInfo { name, status },
+                    backend: BackendInfo {
+                        name,
+                        status,
+                        degraded_since,
+                    },
                     capabilities: Capabilities {
                         versioning: caps[0],
                         expiration: caps[1],
@@ -342,6 +355,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
         (text(16), any::<u32>(), any::<u32>()),
         (any::<bool>(), any::<[u64; 2]>(), option::of(any::<u64>())),
         option::of(text(32)),
+        (backend_status(), option::of(timestamp())),
     )
         .prop_map(
             |(
@@ -352,6 +366,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                 (agent_version, protocol_version, pid),
                 (dumpable, [core_limit, locked_memory_bytes], memlock_limit),
                 audit_log,
+                (backend_status, degraded_since),
             )| StatusInfo {
                 state,
                 vault_location,
@@ -371,6 +386,8 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                     memlock_limit,
                 },
                 audit_log,
+                backend_status,
+                degraded_since,
             },
         )
 }

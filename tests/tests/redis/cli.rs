@@ -73,9 +73,11 @@ fn init_set_get_ls_rm_across_two_agents() {
         text(&gone.stderr)
     );
 
-    // Redis down: the CLI reports the agent's refusal with the AVP code and the reason.
+    // Redis down: what machine A wrote or read is still served from its last-known copy;
+    // for anything else the CLI reports the agent's refusal with the AVP code and reason.
     server.kill();
-    let down = run(&machine_a, &["get", "DATABASE_URL"], b"");
+    assert_eq!(get(&machine_a, "DATABASE_URL"), b"postgres://db/prod");
+    let down = run(&machine_a, &["get", "NEVER_SET"], b"");
     assert_eq!(code(&down), 1);
     let stderr = text(&down.stderr);
     assert!(stderr.contains("BACKEND_UNAVAILABLE"), "{stderr}");

@@ -6,9 +6,12 @@
 //! --test redis -- cli::`.
 
 mod cli;
+mod failover;
 mod leaks;
 mod memory;
 mod outage;
+mod replicas;
 mod shared;
+mod stale;
 mod tls;
 mod workspaces;

@@ -1,5 +1,5 @@
-//! Redis killed and restarted under a running agent: `BACKEND_UNAVAILABLE` (and DISCOVER
-//! `unavailable`) while it is down, the agent keeps running, full service once it is back,
+//! Redis killed and restarted under a running agent with `--redis-stale-reads 0`:
+//! `BACKEND_UNAVAILABLE` (and DISCOVER `unavailable`) while it is down, the agent keeps running, full service once it is back,
 //! and every write the agent acknowledged is still there (Redis persists with
 //! `appendfsync always`).
 
@@ -38,8 +38,11 @@ fn writer(agent: &TestAgent, stop: &AtomicBool) -> (Vec<usize>, Vec<ErrorCode>) 
 #[test]
 fn redis_killed_and_restarted_mid_run_loses_no_acknowledged_write() {
     let mut server = RedisServer::start_tcp();
+    // Strict: no reads from last-known state (stale.rs tests those).
+    let mut args = agent_args(&server.url());
+    args.extend(["--redis-stale-reads".into(), "0".into()]);
     let agent = TestAgent::start_with(AgentOptions {
-        args: agent_args(&server.url()),
+        args,
         ..AgentOptions::default()
     });
     agent.init();

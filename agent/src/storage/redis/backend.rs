@@ -2,17 +2,24 @@
 //! the plumbing they share with the writes (in `write.rs`): loading a secret's state,
 //! decrypting metadata through the cache, refreshing a workspace listing.
 //!
-//! Every read goes to Redis (there is no copy of the data in the agent that could be
-//! stale): RETRIEVE is one script round trip and one value decryption (the metadata
-//! decryption is memoised by exact ciphertext); LIST is one round trip asking what changed
-//! since the cached listing (usually nothing, or a few records to decrypt).
+//! Every read goes to Redis: RETRIEVE is one script round trip and one value decryption
+//! (the metadata decryption is memoised by exact ciphertext); LIST is one round trip asking
+//! what changed since the cached listing (usually nothing, or a few records to decrypt).
+//!
+//! Only when Redis cannot be reached (`BACKEND_UNAVAILABLE`), and for at most
+//! `--redis-stale-reads` after the last successful contact, RETRIEVE, HISTORY and LIST
+//! answer from what this agent last read or wrote ([`LastKnown`], and the listing of the
+//! metadata cache if it is at least as new as anything this agent saw of the workspace);
+//! such answers are marked for the audit log ([`crate::storage::stale`]). A secret this
+//! agent has no copy of answers `BACKEND_UNAVAILABLE`, never `SECRET_NOT_FOUND`.
 
 use super::cache::{Cached, Changed, MetaCache, PageQuery};
 use super::conn::Redis;
 use super::keys::{self, KeyNames, SecretKeys, WorkspaceKeys};
+use super::last_known::LastKnown;
 use super::record::{Meta, Sealer, ValueHome};
 use super::scripts::{self, Changes, Records};
-use crate::storage::{Backend, BackendError, BackendSettings, Counts};
+use crate::storage::{Backend, BackendError, BackendSettings, Counts, stale};
 use avp_protocol::{
     ExpiryChange, HistoryResult, Labels, ListPage, RotateResult, Secret, SecretName, SecretValue,
     StoreResult, Timestamp, VersionInfo, WorkspaceId,
@@ -35,6 +42,8 @@ pub struct RedisBackend {
     pub(super) names: KeyNames,
     pub(super) settings: BackendSettings,
     pub(super) cache: MetaCache,
+    /// What was last read or written of each secret, for reads while Redis is away.
+    pub(super) known: LastKnown,
     /// Writes made, to pace the search for expired secrets (see `write.rs`).
     pub(super) writes: AtomicU64,
 }
@@ -49,6 +58,18 @@ pub(super) struct Loaded {
     pub meta: Meta,
     /// The current value record, when asked for.
     pub value: Option<Vec<u8>>,
+    /// The metadata as cached (in locked memory).
+    pub cached: Arc<Cached>,
+}
+
+/// `err` (Redis unreachable), saying that no last-known copy can stand in.
+fn no_copy(err: BackendError) -> BackendError {
+    match err {
+        BackendError::Unavailable(why) => BackendError::Unavailable(format!(
+            "{why} (this agent has no recent copy of that to answer from meanwhile)"
+        )),
+        other => other,
+    }
 }
 
 fn inconsistent() -> BackendError {
@@ -65,11 +86,14 @@ impl RedisBackend {
         settings: BackendSettings,
     ) -> Result<Self, BackendError> {
         let names = KeyNames::derive(&identity)?;
+        let most = 2 * settings.limits.max_secrets_per_workspace as usize;
+        let cache = MetaCache::new(most);
         Ok(Self {
             redis,
             sealer: Sealer::new(&identity)?,
             names,
-            cache: MetaCache::new(2 * settings.limits.max_secrets_per_workspace as usize),
+            known: LastKnown::new(cache.arena(), most),
+            cache,
             settings,
             writes: AtomicU64::new(0),
         })
@@ -121,7 +145,8 @@ impl RedisBackend {
             return Ok(None);
         };
         let ciphertext = stored.meta.ok_or_else(inconsistent)?;
-        let meta = self.open_meta(&ws.tag, &secret.field, ciphertext)?.meta()?;
+        let cached = self.open_meta(&ws.tag, &secret.field, ciphertext)?;
+        let meta = cached.meta()?;
         if meta.current().tag != stored.current {
             return Err(inconsistent());
         }
@@ -129,7 +154,43 @@ impl RedisBackend {
             current: stored.current,
             meta,
             value: stored.value,
+            cached,
         }))
+    }
+
+    /// [`Self::load`] for a read: remembers what it found (see [`LastKnown`]).
+    fn load_for_read(
+        &self,
+        ws: &WorkspaceKeys,
+        secret: &SecretKeys,
+        with_value: bool,
+    ) -> Result<Option<Loaded>, BackendError> {
+        let loaded = self.load(ws, secret, with_value)?;
+        match &loaded {
+            Some(l) => {
+                let value = l.value.as_deref().filter(|_| with_value);
+                self.known.note(&ws.tag, &l.cached, &l.current, value);
+            }
+            None => self.known.forget(&ws.tag, &secret.field),
+        }
+        Ok(loaded)
+    }
+
+    /// What this agent last knew of a secret, if Redis is unreachable (`err`) and reads
+    /// may still be answered from it; else `err`.
+    fn last_known(
+        &self,
+        ws: &WorkspaceKeys,
+        secret: &SecretKeys,
+        err: BackendError,
+    ) -> Result<(Meta, Option<Vec<u8>>), BackendError> {
+        if !matches!(err, BackendError::Unavailable(_)) || !self.redis.stale_reads_allowed() {
+            return Err(err);
+        }
+        let Some(known) = self.known.get(&ws.tag, &secret.field) else {
+            return Err(no_copy(err));
+        };
+        Ok((known.meta.meta()?, known.value))
     }
 
     /// Runs `read` on a listing of the workspace that is current: this agent's, brought up
@@ -147,6 +208,7 @@ impl RedisBackend {
                 .redis
                 .run(|conn, _| scripts::sync(conn, ws, since.as_ref()))?;
             let generation = position.generation;
+            self.known.saw_generation(&ws.tag, generation);
             let current = match changes {
                 Changes::Same => true,
                 Changes::Delta(changed) => {
@@ -239,6 +301,54 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// RETRIEVE from what this agent last read or wrote, while Redis is unreachable
+    /// (`err`): only the current version, whose value record it kept.
+    fn retrieve_stale(
+        &self,
+        ws: &WorkspaceKeys,
+        secret: &SecretKeys,
+        (workspace, name): (&WorkspaceId, &SecretName),
+        version: Option<u32>,
+        now: Timestamp,
+        err: BackendError,
+    ) -> Result<Secret, BackendError> {
+        let unavailable = match &err {
+            BackendError::Unavailable(why) => BackendError::Unavailable(why.clone()),
+            _ => return Err(err),
+        };
+        let (meta, record) = self.last_known(ws, secret, err)?;
+        if meta.expired(now) {
+            return Err(BackendError::NotFound);
+        }
+        let current = meta.current();
+        let record = match (version, record) {
+            (None, Some(record)) => record,
+            (Some(n), Some(record)) if n == current.number => record,
+            _ => return Err(no_copy(unavailable)),
+        };
+        let value = self.sealer.open_value(
+            &record,
+            ValueHome {
+                workspace,
+                name,
+                version: current.number,
+                tag: &current.tag,
+            },
+        )?;
+        stale::mark();
+        Ok(Secret {
+            name: name.clone(),
+            value,
+            version: current.number,
+            labels: meta.labels.clone(),
+            created_at: meta.created_at,
+            updated_at: current.created_at,
+            expires_at: meta.expires_at,
+        })
+    }
+}
+
 impl Backend for RedisBackend {
     fn name(&self) -> &'static str {
         "redis"
@@ -264,9 +374,12 @@ impl Backend for RedisBackend {
         now: Timestamp,
     ) -> Result<Secret, BackendError> {
         let (ws, secret) = self.keys(workspace, name);
-        let loaded = self
-            .load(&ws, &secret, true)?
-            .ok_or(BackendError::NotFound)?;
+        let loaded = match self.load_for_read(&ws, &secret, true) {
+            Ok(loaded) => loaded.ok_or(BackendError::NotFound)?,
+            Err(err) => {
+                return self.retrieve_stale(&ws, &secret, (workspace, name), version, now, err);
+            }
+        };
         let meta = &loaded.meta;
         if meta.expired(now) {
             return Err(BackendError::NotFound);
@@ -334,9 +447,22 @@ impl Backend for RedisBackend {
             limit,
             now,
         };
-        self.fresh(&ws, |cache, generation| {
+        match self.fresh(&ws, |cache, generation| {
             cache.page(&ws.tag, generation, &query)
-        })?
+        }) {
+            Ok(page) => page,
+            Err(err @ BackendError::Unavailable(_)) if self.redis.stale_reads_allowed() => {
+                // The listing, if it is at least as new as all this agent saw there.
+                let seen = self.known.generation(&ws.tag);
+                let page = self
+                    .cache
+                    .page(&ws.tag, seen, &query)
+                    .ok_or_else(|| no_copy(err))??;
+                stale::mark();
+                Ok(page)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     fn rotate(
@@ -356,10 +482,14 @@ impl Backend for RedisBackend {
         now: Timestamp,
     ) -> Result<HistoryResult, BackendError> {
         let (ws, secret) = self.keys(workspace, name);
-        let loaded = self
-            .load(&ws, &secret, false)?
-            .ok_or(BackendError::NotFound)?;
-        let meta: &Meta = &loaded.meta;
+        let meta = match self.load_for_read(&ws, &secret, false) {
+            Ok(loaded) => loaded.ok_or(BackendError::NotFound)?.meta,
+            Err(err) => {
+                let (meta, _) = self.last_known(&ws, &secret, err)?;
+                stale::mark();
+                meta
+            }
+        };
         if meta.expired(now) {
             return Err(BackendError::NotFound);
         }

@@ -214,6 +214,11 @@ impl MetaCache {
         }
     }
 
+    /// The locked arena the records live in.
+    pub fn arena(&self) -> SharedArena {
+        std::sync::Arc::clone(&self.arena)
+    }
+
     /// The memoised decryption of `ciphertext`, if it is exactly what was seen last.
     pub fn memo(&self, workspace: &str, field: &str, ciphertext: &[u8]) -> Option<Arc<Cached>> {
         let all = guard(&self.workspaces);

@@ -35,14 +35,18 @@
 //!
 //! # How it behaves
 //!
-//! Reads and writes go to Redis every time (no stale copies: see [`cache`] for the one cache
-//! and why it cannot serve stale data). Writes are optimistic compare-and-set Lua scripts
-//! ([`scripts`], [`write`]), atomic on the server and retried on conflict, so concurrent
-//! agents neither lose updates nor reuse version numbers. When Redis is down every
-//! operation fails with `BACKEND_UNAVAILABLE` and the agent reconnects on the next one
-//! ([`conn`]).
+//! Reads and writes go to Redis every time while it is reachable (see [`cache`] for the one
+//! cache and why it cannot serve stale data). Writes are optimistic compare-and-set Lua
+//! scripts ([`scripts`], [`write`]), atomic on the server and retried on conflict, so
+//! concurrent agents neither lose updates nor reuse version numbers. With Redis Sentinel
+//! ([`sentinel`]) the agent follows failovers and acknowledges a write only once a replica
+//! holds it ([`conn`]). When Redis cannot be reached, writes fail with
+//! `BACKEND_UNAVAILABLE`; an unlocked agent keeps answering RETRIEVE, LIST and HISTORY from
+//! what it last read or wrote for a bounded time (`last_known`, [`backend`]), and the agent
+//! reconnects on the next operation.
 //!
-//! Modules: [`conn`] (connection pool, errors), [`keys`] (key layout, HMAC tags),
+//! Modules: [`conn`] (connection pool, failover, errors), [`sentinel`] (finding the
+//! primary), `last_known` (reads while Redis is away), [`keys`] (key layout, HMAC tags),
 //! [`scripts`] (Lua), [`record`] (encrypted record formats), [`cache`] (decrypted
 //! metadata) and [`locked_meta`] (where it lives), [`backend`] (reads), [`write`] (writes).
 
@@ -50,13 +54,15 @@ pub mod backend;
 pub mod cache;
 pub mod conn;
 pub mod keys;
+mod last_known;
 pub mod locked_meta;
 pub mod record;
 pub mod scripts;
+pub mod sentinel;
 mod write;
 
 pub use backend::RedisBackend;
-pub use conn::Redis;
+pub use conn::{Redis, RedisOptions};
 
 use super::{Backend, BackendError, BackendSettings, DEFAULT_WORK_FACTOR, KeyStore};
 use crate::storage::crypto;
@@ -86,10 +92,20 @@ fn identity_error(err: BackendError) -> BackendError {
 }
 
 impl RedisKeyStore {
-    /// Opens the Redis at `url` (`redis://`, `rediss://`, `unix://`). Does not need Redis
-    /// to be up: the agent starts, and reports `BACKEND_UNAVAILABLE` until it is.
+    /// Opens the Redis at `url` (`redis://`, `rediss://`, `unix://`, `redis+sentinel://`)
+    /// with the default options. Does not need Redis to be up: the agent starts, and
+    /// reports `BACKEND_UNAVAILABLE` until it is.
     pub fn open(url: &str, settings: BackendSettings) -> Result<Self, BackendError> {
-        let redis = Arc::new(Redis::open(url)?);
+        Self::open_with(url, RedisOptions::default(), settings)
+    }
+
+    /// [`Self::open`] with explicit high-availability options.
+    pub fn open_with(
+        url: &str,
+        options: RedisOptions,
+        settings: BackendSettings,
+    ) -> Result<Self, BackendError> {
+        let redis = Arc::new(Redis::open_with(url, options)?);
         let store = Self {
             redis,
             settings,
@@ -142,6 +158,10 @@ impl KeyStore for RedisKeyStore {
         self.redis.is_reachable()
     }
 
+    fn degraded_since(&self) -> Option<avp_protocol::Timestamp> {
+        self.redis.degraded_since()
+    }
+
     fn init(
         &self,
         passphrase: &Passphrase,
@@ -152,7 +172,7 @@ impl KeyStore for RedisKeyStore {
         // SET NX: of two agents initialising at once, exactly one creates the vault.
         if !self
             .redis
-            .run(|conn, _| scripts::create_identity(conn, &wrapped))?
+            .write(|conn, _| scripts::create_identity(conn, &wrapped), |c| *c)?
         {
             self.seen_initialized.store(true, Ordering::Relaxed);
             return Err(BackendError::AlreadyInitialized);
@@ -180,10 +200,10 @@ impl KeyStore for RedisKeyStore {
         let work_factor = crypto::identity_work_factor(&wrapped).unwrap_or(DEFAULT_WORK_FACTOR);
         let rewrapped = crypto::wrap_identity(&identity, new, work_factor)?;
         // Compare-and-set: a concurrent change from another agent is not overwritten.
-        if self
-            .redis
-            .run(|conn, _| scripts::rewrap_identity(conn, &wrapped, &rewrapped))?
-        {
+        if self.redis.write(
+            |conn, _| scripts::rewrap_identity(conn, &wrapped, &rewrapped),
+            |c| *c,
+        )? {
             Ok(())
         } else {
             Err(BackendError::InvalidRequest(

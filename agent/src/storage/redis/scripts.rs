@@ -23,7 +23,10 @@
 //!
 //! Every write script is idempotent, so the connection layer may run it twice after a
 //! broken link: `put` answers `done` when the tag it was about to install is already
-//! current; `delete`, told it is a retry, answers `done` when the secret is already gone.
+//! there — current, or a retained older version because another agent wrote on top of it
+//! between the first attempt and the retry (tags are 128 random bits, so only this write
+//! can have installed it; were it trimmed from the history meanwhile, the retry would see a
+//! conflict and write the value once more, as a newer version); `delete`, told it is a retry, answers `done` when the secret is already gone.
 
 use super::keys::{SecretKeys, WORKSPACES, WorkspaceKeys};
 use ::redis::{Connection, RedisResult, Script};
@@ -40,7 +43,7 @@ static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local cur = redis.call('HGET', KEYS[2], 'c') or ''
-if cur == ARGV[3] then return {'done', 0} end
+if cur == ARGV[3] or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return {'done', 0} end
 if cur ~= ARGV[2] then return {'conflict', 0} end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
    and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[6]) then

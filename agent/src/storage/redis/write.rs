@@ -3,7 +3,9 @@
 //! Each is a loop of read → decide → encrypt → compare-and-set (see `scripts`). The decision
 //! is [`crate::rules::write`]'s, as for every backend; only where the state comes from
 //! differs. A write is acknowledged only after the script has returned `ok` from
-//! Redis, i.e. after Redis applied it (and, with `appendfsync always`, logged it to disk).
+//! Redis, i.e. after Redis applied it (and, with `appendfsync always`, logged it to disk),
+//! and — with `--redis-min-replicas N`, 1 by default with Sentinel — after `WAIT` saw N
+//! replicas hold it (`Redis::write`).
 
 use super::backend::RedisBackend;
 use super::cache::Cached;
@@ -43,6 +45,12 @@ fn back_off(attempt: u32) {
     std::thread::sleep(Duration::from_micros(
         u64::from(u32::from_le_bytes(random)) % ceiling_us,
     ));
+}
+
+/// Whether a write's outcome changed Redis (now or in an earlier attempt), so replicas
+/// must confirm it before it is acknowledged.
+fn acked(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Applied(_) | Outcome::AlreadyApplied)
 }
 
 /// What the rules see of a live secret.
@@ -169,7 +177,7 @@ impl RedisBackend {
             };
             let outcome = self
                 .redis
-                .run(|conn, _| scripts::put(conn, &ws, &secret, &put))?;
+                .write(|conn, _| scripts::put(conn, &ws, &secret, &put), acked)?;
             let generation = match outcome {
                 Outcome::Applied(generation) => Some(generation),
                 Outcome::AlreadyApplied => None,
@@ -186,18 +194,33 @@ impl RedisBackend {
             };
             let previous = live.map(|m| m.current().number);
             let cached = Cached::new(&self.cache, secret.field.clone(), meta_record, &meta)?;
+            self.known.note(&ws.tag, &cached, &tag, Some(&value_record));
             let position = generation.map(|generation| Position {
                 generation,
                 head: scripts::log_entry(generation, &secret.field, &tag),
             });
-            self.cache
-                .note_write(&ws.tag, &secret.field, Some(cached), position);
+            self.note_write(&ws.tag, &secret.field, Some(cached), position);
             if let Some(generation) = generation {
                 self.purge_after_write(&ws, generation, now);
             }
             return Ok((head, previous));
         }
         Err(contention())
+    }
+
+    /// Records a write this agent made (see [`super::cache::MetaCache::note_write`]), and the generation
+    /// it took the workspace to.
+    fn note_write(
+        &self,
+        workspace: &str,
+        field: &str,
+        written: Option<std::sync::Arc<Cached>>,
+        position: Option<Position>,
+    ) {
+        if let Some(position) = &position {
+            self.known.saw_generation(workspace, position.generation);
+        }
+        self.cache.note_write(workspace, field, written, position);
     }
 
     /// DELETE: every version goes; `false` when nothing live was there. An expired secret
@@ -215,9 +238,10 @@ impl RedisBackend {
             };
             let was_live =
                 rules::delete((!loaded.meta.expired(now)).then(|| as_live(&loaded.meta)));
-            let outcome = self
-                .redis
-                .run(|conn, retry| scripts::delete(conn, &ws, &secret, &loaded.current, retry))?;
+            let outcome = self.redis.write(
+                |conn, retry| scripts::delete(conn, &ws, &secret, &loaded.current, retry),
+                acked,
+            )?;
             let generation = match outcome {
                 Outcome::Applied(generation) => Some(generation),
                 Outcome::AlreadyApplied => None,
@@ -230,8 +254,8 @@ impl RedisBackend {
                 generation,
                 head: scripts::log_entry(generation, &secret.field, &loaded.current),
             });
-            self.cache
-                .note_write(&ws.tag, &secret.field, None, position);
+            self.known.forget(&ws.tag, &secret.field);
+            self.note_write(&ws.tag, &secret.field, None, position);
             return Ok(was_live);
         }
         Err(contention())
@@ -246,9 +270,10 @@ impl RedisBackend {
         let meta = &cached.meta()?;
         let secret = self.names.secret(&meta.workspace, &meta.name);
         let expected = &meta.current().tag;
-        let outcome = self
-            .redis
-            .run(|conn, retry| scripts::delete(conn, ws, &secret, expected, retry))?;
+        let outcome = self.redis.write(
+            |conn, retry| scripts::delete(conn, ws, &secret, expected, retry),
+            acked,
+        )?;
         let generation = match outcome {
             Outcome::Applied(generation) => Some(generation),
             Outcome::AlreadyApplied => None,
@@ -258,8 +283,8 @@ impl RedisBackend {
             generation,
             head: scripts::log_entry(generation, &secret.field, expected),
         });
-        self.cache
-            .note_write(&ws.tag, &secret.field, None, position);
+        self.known.forget(&ws.tag, &secret.field);
+        self.note_write(&ws.tag, &secret.field, None, position);
         Ok(true)
     }
 
