@@ -19,6 +19,7 @@ use crate::server::{DRAIN_TIMEOUT, Server};
 use crate::socket::AgentSocket;
 use crate::state::AgentState;
 use anyhow::{Context, Result};
+use avp_protocol::LockReason;
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -71,7 +72,7 @@ impl Signals {
                     match self.set.wait() {
                         Ok(Signal::SIGUSR1) => {
                             if let Some(state) = state.upgrade() {
-                                state.lock_state.lock("SIGUSR1");
+                                state.lock_state.lock(LockReason::Signal);
                             }
                         }
                         Ok(signal) => {
@@ -113,7 +114,7 @@ pub fn run(
         if let Some(audit) = &state.audit {
             match event {
                 LockEvent::Unlocked => audit.record_state_change("VAULT_UNLOCKED", "unlocked"),
-                LockEvent::Locked(why) => audit.record_state_change("VAULT_LOCKED", why),
+                LockEvent::Locked(why) => audit.record_state_change("VAULT_LOCKED", why.as_str()),
             }
         }
     });
@@ -147,7 +148,7 @@ pub fn run(
         Err(_) => ExitCode::SUCCESS,
     };
     daemon::notify_stopping();
-    state.lock_state.lock("agent stopping");
+    state.lock_state.lock(LockReason::Shutdown);
     state.lock_state.stop_timers();
     let _ = timers.join();
     server.stop(DRAIN_TIMEOUT);

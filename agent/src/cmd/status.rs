@@ -12,6 +12,7 @@ pub fn run(state: &AgentState) -> Response {
         .map(|b| b.counts(Timestamp::now()))
         .unwrap_or_default();
     let timers = state.lock_state.timers();
+    let last_lock = state.lock_state.last_lock();
     Response::Status(StatusInfo {
         state: state.lock_state.vault_state(),
         vault_location: state.lock_state.key_store().location(),
@@ -25,5 +26,7 @@ pub fn run(state: &AgentState) -> Response {
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
         hardening: crate::harden::hardening_facts(),
+        last_lock_reason: last_lock.map(|(reason, _)| reason),
+        last_locked_at: last_lock.map(|(_, at)| at),
     })
 }

@@ -159,6 +159,8 @@ pub fn unlocked_status() -> StatusInfo {
             locked_memory_bytes: 65_536,
             memlock_limit: None,
         },
+        last_lock_reason: Some(LockReason::ScreenLock),
+        last_locked_at: Some(Timestamp::from_unix(1_700_000_200)),
     }
 }
 
