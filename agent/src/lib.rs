@@ -27,6 +27,7 @@
 //! - [`start`]: what the `avp-agent` binary does, from arguments to exit code.
 //! - [`lifecycle`]: the running agent: server, lock-timer thread, signal thread, the
 //!   `-- CMD` child.
+//! - [`logind`]: follows logind on the system D-Bus: locks on sleep and on screen lock.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
@@ -46,7 +47,7 @@
 //!
 //! # Layers
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
+//! `main/start → lifecycle → logind → server → connection → registry → cmd → state → lock_state,
 //! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
 //! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
 //! are used by `start` and `lifecycle` only.
@@ -74,6 +75,7 @@ pub mod harden;
 mod lifecycle;
 mod lock_state;
 mod locked;
+mod logind;
 mod registry;
 mod rules;
 mod server;

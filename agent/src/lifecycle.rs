@@ -1,5 +1,5 @@
-//! The running agent: the server, the lock-timer thread, the signal thread and the optional
-//! `-- CMD` child, all ending in one stop event that [`run`] waits for on a channel.
+//! The running agent: the server, the lock-timer thread, the signal thread, the logind
+//! thread (lock on sleep and screen lock) and the optional `-- CMD` child, all ending in one stop event that [`run`] waits for on a channel.
 //!
 //! Signals: `SIGUSR1` locks now; `SIGTERM`, `SIGINT` and `SIGHUP` lock (wiping every
 //! plaintext), stop accepting, let connections finish their current request, and return
@@ -15,6 +15,7 @@
 
 use crate::daemon;
 use crate::lock_state::LockEvent;
+use crate::logind::{self, LockOn};
 use crate::server::{DRAIN_TIMEOUT, Server};
 use crate::socket::AgentSocket;
 use crate::state::AgentState;
@@ -97,6 +98,7 @@ pub fn run(
     state: Arc<AgentState>,
     socket: &AgentSocket,
     signals: Signals,
+    lock_on: LockOn,
     command: Vec<OsString>,
 ) -> Result<ExitCode> {
     // Lock events go to systemd's status line and the audit log. The sink holds the state
@@ -130,6 +132,7 @@ pub fn run(
         .context("cannot start the lock timers")?;
     let (stop, stopped) = channel();
     signals.spawn(Arc::downgrade(&state), stop.clone())?;
+    logind::spawn(Arc::downgrade(&state), lock_on)?;
     daemon::notify_ready(!state.lock_state.is_unlocked());
     if daemon::is_daemon_child() {
         daemon::report_ready();

@@ -247,6 +247,9 @@ impl LockState {
     /// ends every session, stops the timers, and remembers `why` for STATUS. Returns false
     /// if it was already locked (the last reason then stays the one that locked it).
     pub fn lock(&self, why: LockReason) -> bool {
+        // Held while the slot empties, so a STATUS that sees the vault locked also sees why
+        // (it reads the reason after the state, and waits here for it).
+        let mut last_lock = guard(&self.last_lock);
         // The slot's guard is released at the end of this statement, before the backend
         // can drop (its token takes `alive`, which a waiting unlock holds).
         let taken = self
@@ -254,13 +257,16 @@ impl LockState {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        if taken.is_some() {
+            *last_lock = Some((why, Timestamp::now()));
+        }
+        drop(last_lock);
         guard(&self.sessions).terminate_all();
         guard(&self.timers).clock.stop();
         self.timers_changed.notify_all();
         let was_unlocked = taken.is_some();
         drop(taken);
         if was_unlocked {
-            *guard(&self.last_lock) = Some((why, Timestamp::now()));
             tracing::info!(reason = why.as_str(), "vault locked");
             self.emit(LockEvent::Locked(why));
         }
@@ -423,6 +429,26 @@ mod tests {
                 LockEvent::Unlocked
             ]
         );
+    }
+
+    #[test]
+    fn the_last_lock_reason_is_the_one_that_locked_the_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = on_disk(dir.path());
+        assert_eq!(state.last_lock(), None, "never locked yet");
+        let passphrase = Passphrase::new("right");
+        state.init(&passphrase, 10).unwrap();
+        assert!(state.lock(LockReason::Idle));
+        assert!(!state.lock(LockReason::Shutdown));
+        assert_eq!(
+            state.last_lock().map(|(why, _)| why),
+            Some(LockReason::Idle)
+        );
+        state.unlock(&passphrase).unwrap();
+        assert!(state.lock(LockReason::Sleep));
+        let (why, at) = state.last_lock().unwrap();
+        assert_eq!(why, LockReason::Sleep);
+        assert!(at.unix() <= Timestamp::now().unix());
     }
 
     #[test]

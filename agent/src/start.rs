@@ -4,6 +4,7 @@
 
 use crate::audit::Audit;
 use crate::cli::{Args, BackendKind};
+use crate::logind::LockOn;
 use crate::socket::AgentSocket;
 use crate::state::{AgentState, Settings};
 use crate::storage::{BackendConfig, BackendSettings, open_key_store};
@@ -105,7 +106,11 @@ fn run(args: Args) -> Result<ExitCode> {
         "avp-agent {} started",
         env!("CARGO_PKG_VERSION")
     );
-    let result = lifecycle::run(Arc::clone(&state), &socket, signals, args.command);
+    let lock_on = LockOn {
+        sleep: !args.no_lock_on_sleep,
+        screen_lock: !args.no_lock_on_screen_lock,
+    };
+    let result = lifecycle::run(Arc::clone(&state), &socket, signals, lock_on, args.command);
     socket.remove();
     drop(state);
     tracing::info!("avp-agent stopped");

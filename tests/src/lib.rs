@@ -6,6 +6,7 @@
 //! tests of their own. `AVP_AGENT_BIN` / `AVP_BIN` override the paths.
 
 pub mod cli;
+pub mod logind;
 pub mod raw;
 pub mod redis;
 pub mod rng;
@@ -26,7 +27,7 @@ pub const TEST_PASSPHRASE: &str = "correct horse battery staple";
 /// scrypt work factor for test vaults: fast, but real.
 pub const TEST_WORK_FACTOR: u8 = 10;
 
-fn target_dir_binary(name: &str) -> PathBuf {
+pub(crate) fn target_dir_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // A test binary lives in target/<profile>/deps/, a program (avp-bench) in
     // target/<profile>/: look beside the executable, then one level up.

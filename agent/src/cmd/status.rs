@@ -12,9 +12,12 @@ pub fn run(state: &AgentState) -> Response {
         .map(|b| b.counts(Timestamp::now()))
         .unwrap_or_default();
     let timers = state.lock_state.timers();
+    let vault_state = state.lock_state.vault_state();
+    // Read after the state: a lock that emptied the slot has recorded its reason by then
+    // (`LockState::lock` holds the reason's mutex across both).
     let last_lock = state.lock_state.last_lock();
     Response::Status(StatusInfo {
-        state: state.lock_state.vault_state(),
+        state: vault_state,
         vault_location: state.lock_state.key_store().location(),
         backend: state.lock_state.key_store().name().to_owned(),
         workspaces: counts.workspaces,

@@ -10,6 +10,7 @@ mod errors;
 mod hardening;
 mod import_export;
 mod json;
+mod lock_reasons;
 mod quickstart;
 mod run;
 mod tty;
