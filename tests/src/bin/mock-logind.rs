@@ -8,7 +8,8 @@
 //! - `lock c1|c2`: that session's `Lock` signal;
 //! - `hint c1|c2 true|false`: that session's `LockedHint` changes (`PropertiesChanged`);
 //! - `spoof-sleep`: `PrepareForSleep(true)` from a second connection that does not own
-//!   logind's name, as any local program could send it.
+//!   logind's name, as any local program could send it: broadcast, and addressed to each
+//!   other connection on the bus.
 //!
 //! It answers each command with `ok` on stdout once the bus has taken the signal, and
 //! prints `ready` once it owns the name. Flags: `--by-pid` (GetSessionByPID answers `c1`
@@ -166,6 +167,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 settle(&logind)?;
             }
             ["spoof-sleep"] => {
+                // Broadcast (the bus filters it out for a rule naming logind as sender), and
+                // addressed to every other connection (which no match rule filters).
                 bystander.emit_signal(
                     None::<()>,
                     MANAGER_PATH,
@@ -173,6 +176,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "PrepareForSleep",
                     &true,
                 )?;
+                let names = zbus::blocking::fdo::DBusProxy::new(&bystander)?.list_names()?;
+                let own = [logind.unique_name(), bystander.unique_name()];
+                for name in names.iter().filter(|n| n.starts_with(':')) {
+                    if own
+                        .iter()
+                        .any(|o| o.is_some_and(|o| o.as_str() == name.as_str()))
+                    {
+                        continue;
+                    }
+                    bystander.emit_signal(
+                        Some(name.as_str()),
+                        MANAGER_PATH,
+                        MANAGER,
+                        "PrepareForSleep",
+                        &true,
+                    )?;
+                }
                 settle(&bystander)?;
             }
             _ => return Err(format!("unknown command {line:?}").into()),

@@ -88,9 +88,9 @@ fn the_idle_timer_and_the_shutdown_are_named_too() {
     let log = std::fs::read_to_string(&agent.audit_log).unwrap();
     let last_lock = log
         .lines()
+        .rev()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|line| line["operation"] == "VAULT_LOCKED")
-        .last()
+        .find(|line| line["operation"] == "VAULT_LOCKED")
         .expect("a VAULT_LOCKED line");
     assert_eq!(last_lock["reason"], "shutdown", "{log}");
 }
