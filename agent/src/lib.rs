@@ -39,7 +39,9 @@
 //! AVP's microsecond requests: see `connection`); the accept loop, the lock timers, the
 //! signals (`sigwait` on a mask every thread inherits) and the `-- CMD` child (`waitpid`)
 //! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
-//! backend calls already run on those threads. Waits are on condvars, channels, `poll` and
+//! backend calls already run on those threads. The logind watcher (`logind`) is a thread
+//! blocked on zbus's blocking message iterator; zbus drives the D-Bus socket on an executor
+//! thread of its own, inside the crate, which the agent never sees. Waits are on condvars, channels, `poll` and
 //! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
 //! `lifecycle`), the drain waits for the last connection to leave (`registry`), an unlock
 //! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
@@ -47,10 +49,10 @@
 //!
 //! # Layers
 //!
-//! `main/start → lifecycle → logind → server → connection → registry → cmd → state → lock_state,
-//! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
-//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
-//! are used by `start` and `lifecycle` only.
+//! `main/start → lifecycle → logind → server → connection → registry → cmd → state →
+//! lock_state, session, audit → error → storage → rules → avp-protocol`, with `fsutil`,
+//! `timer`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`, `cli`,
+//! `socket`, `units`) are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
 // `unsafe` lives only in the OS primitives (`harden`: syscalls nix wraps as unsafe, the
