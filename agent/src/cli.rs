@@ -32,6 +32,14 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "12h", value_parser = parse_duration)]
     pub max_unlock: Duration,
 
+    /// Do not lock when the system goes to sleep (logind's PrepareForSleep on the system D-Bus)
+    #[arg(long)]
+    pub no_lock_on_sleep: bool,
+
+    /// Do not lock when your login session is locked (its logind Lock signal or LockedHint)
+    #[arg(long)]
+    pub no_lock_on_screen_lock: bool,
+
     /// Versions kept per secret
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub history: u32,

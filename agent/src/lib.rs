@@ -29,6 +29,7 @@
 //! - [`start`]: what the `avp-agent` binary does, from arguments to exit code.
 //! - [`lifecycle`]: the running agent: server, lock-timer thread, signal thread, the
 //!   `-- CMD` child.
+//! - [`logind`]: follows logind on the system D-Bus: locks on sleep and on screen lock.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
@@ -40,7 +41,9 @@
 //! AVP's microsecond requests: see `connection`); the accept loop, the lock timers, the
 //! signals (`sigwait` on a mask every thread inherits) and the `-- CMD` child (`waitpid`)
 //! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
-//! backend calls already run on those threads. Waits are on condvars, channels, `poll` and
+//! backend calls already run on those threads. The logind watcher (`logind`) is a thread
+//! blocked on zbus's blocking message iterator; zbus drives the D-Bus socket on an executor
+//! thread of its own, inside the crate, which the agent never sees. Waits are on condvars, channels, `poll` and
 //! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
 //! `lifecycle`), the drain waits for the last connection to leave (`registry`), an unlock
 //! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
@@ -48,10 +51,10 @@
 //!
 //! # Layers
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → prompt →
+//! `main/start → lifecycle → logind → server → connection → registry → cmd → state → prompt →
 //! lock_state, session, audit → error → storage → rules → avp-protocol`, with `fsutil`,
-//! `timer`, `pinentry`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
-//! are used by `start` and `lifecycle` only.
+//! `timer`, `pinentry`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`,
+//! `cli`, `socket`, `units`) are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
 // `unsafe` lives only in the OS primitives (`harden`: syscalls nix wraps as unsafe, the
@@ -76,6 +79,7 @@ pub mod harden;
 mod lifecycle;
 mod lock_state;
 mod locked;
+mod logind;
 mod pinentry;
 mod prompt;
 mod registry;

@@ -1,5 +1,5 @@
-//! The running agent: the server, the lock-timer thread, the signal thread and the optional
-//! `-- CMD` child, all ending in one stop event that [`run`] waits for on a channel.
+//! The running agent: the server, the lock-timer thread, the signal thread, the logind
+//! thread (lock on sleep and screen lock) and the optional `-- CMD` child, all ending in one stop event that [`run`] waits for on a channel.
 //!
 //! Signals: `SIGUSR1` locks now; `SIGTERM`, `SIGINT` and `SIGHUP` lock (wiping every
 //! plaintext), stop accepting, let connections finish their current request, and return
@@ -15,10 +15,12 @@
 
 use crate::daemon;
 use crate::lock_state::LockEvent;
+use crate::logind::{self, LockOn};
 use crate::server::{DRAIN_TIMEOUT, Server};
 use crate::socket::AgentSocket;
 use crate::state::AgentState;
 use anyhow::{Context, Result};
+use avp_protocol::LockReason;
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -71,7 +73,7 @@ impl Signals {
                     match self.set.wait() {
                         Ok(Signal::SIGUSR1) => {
                             if let Some(state) = state.upgrade() {
-                                state.lock_state.lock("SIGUSR1");
+                                state.lock_state.lock(LockReason::Signal);
                             }
                         }
                         Ok(signal) => {
@@ -96,6 +98,7 @@ pub fn run(
     state: Arc<AgentState>,
     socket: &AgentSocket,
     signals: Signals,
+    lock_on: LockOn,
     command: Vec<OsString>,
 ) -> Result<ExitCode> {
     // Lock events go to systemd's status line and the audit log. The sink holds the state
@@ -116,7 +119,7 @@ pub fn run(
         if let Some(audit) = &state.audit {
             match event {
                 LockEvent::Unlocked => audit.record_state_change("VAULT_UNLOCKED", "unlocked"),
-                LockEvent::Locked(why) => audit.record_state_change("VAULT_LOCKED", why),
+                LockEvent::Locked(why) => audit.record_state_change("VAULT_LOCKED", why.as_str()),
             }
         }
     });
@@ -132,6 +135,7 @@ pub fn run(
         .context("cannot start the lock timers")?;
     let (stop, stopped) = channel();
     signals.spawn(Arc::downgrade(&state), stop.clone())?;
+    logind::spawn(Arc::downgrade(&state), lock_on)?;
     daemon::notify_ready(!state.lock_state.is_unlocked());
     if daemon::is_daemon_child() {
         daemon::report_ready();
@@ -150,7 +154,7 @@ pub fn run(
         Err(_) => ExitCode::SUCCESS,
     };
     daemon::notify_stopping();
-    state.lock_state.lock("agent stopping");
+    state.lock_state.lock(LockReason::Shutdown);
     state.lock_state.stop_timers();
     let _ = timers.join();
     server.stop(DRAIN_TIMEOUT);

@@ -26,7 +26,7 @@ use crate::storage::{Backend, BackendError, KeyStore};
 use crate::sync::{FairGate, GateGuard, guard};
 use crate::throttle::Throttle;
 use crate::timer::{BootInstant, LockTimers};
-use avp_protocol::{Limits, Passphrase, VaultState};
+use avp_protocol::{Limits, LockReason, Passphrase, Timestamp, VaultState};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 pub enum LockEvent {
     /// The vault was unlocked (or created, which leaves it unlocked).
     Unlocked,
-    /// The vault was locked; the reason is for logs.
-    Locked(&'static str),
+    /// The vault was locked, for this reason.
+    Locked(LockReason),
 }
 
 /// What [`LockState::new`] needs to know.
@@ -119,6 +119,8 @@ pub struct LockState {
     /// Wakes the timer thread when the deadlines change (unlock, lock) or it must stop.
     timers_changed: Condvar,
     sink: OnceLock<Sink>,
+    /// Why and when the vault last went from unlocked to locked (STATUS).
+    last_lock: Mutex<Option<(LockReason, Timestamp)>>,
 }
 
 impl std::fmt::Debug for LockState {
@@ -147,6 +149,7 @@ impl LockState {
             }),
             timers_changed: Condvar::new(),
             sink: OnceLock::new(),
+            last_lock: Mutex::new(None),
         }
     }
 
@@ -241,8 +244,12 @@ impl LockState {
     }
 
     /// Locks: drops the backend (wiping its plaintext once in-flight operations finish),
-    /// ends every session, stops the timers. Returns false if it was already locked.
-    pub fn lock(&self, why: &'static str) -> bool {
+    /// ends every session, stops the timers, and remembers `why` for STATUS. Returns false
+    /// if it was already locked (the last reason then stays the one that locked it).
+    pub fn lock(&self, why: LockReason) -> bool {
+        // Held while the slot empties, so a STATUS that sees the vault locked also sees why
+        // (it reads the reason after the state, and waits here for it).
+        let mut last_lock = guard(&self.last_lock);
         // The slot's guard is released at the end of this statement, before the backend
         // can drop (its token takes `alive`, which a waiting unlock holds).
         let taken = self
@@ -250,16 +257,25 @@ impl LockState {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        if taken.is_some() {
+            *last_lock = Some((why, Timestamp::now()));
+        }
+        drop(last_lock);
         guard(&self.sessions).terminate_all();
         guard(&self.timers).clock.stop();
         self.timers_changed.notify_all();
         let was_unlocked = taken.is_some();
         drop(taken);
         if was_unlocked {
-            tracing::info!(reason = why, "vault locked");
+            tracing::info!(reason = why.as_str(), "vault locked");
             self.emit(LockEvent::Locked(why));
         }
         was_unlocked
+    }
+
+    /// Why and when the vault last went from unlocked to locked, if it has.
+    pub fn last_lock(&self) -> Option<(LockReason, Timestamp)> {
+        *guard(&self.last_lock)
     }
 
     /// A secret operation happened: restart the idle period.
@@ -287,7 +303,7 @@ impl LockState {
             let now = BootInstant::now();
             if let Some(reason) = timers.clock.due(now) {
                 drop(timers);
-                self.lock(reason.as_str());
+                self.lock(reason);
                 tracing::info!(reason = reason.as_str(), "locked by timer");
                 timers = guard(&self.timers);
                 continue;
@@ -398,9 +414,9 @@ mod tests {
         state.on_event(move |event| guard(&tx).send(event).unwrap());
         let passphrase = Passphrase::new("right");
         state.init(&passphrase, 10).unwrap();
-        assert!(state.lock("requested"));
+        assert!(state.lock(LockReason::Explicit));
         assert!(
-            !state.lock("again"),
+            !state.lock(LockReason::Explicit),
             "locking a locked vault reports nothing"
         );
         state.unlock(&passphrase).unwrap();
@@ -409,10 +425,30 @@ mod tests {
             events,
             [
                 LockEvent::Unlocked,
-                LockEvent::Locked("requested"),
+                LockEvent::Locked(LockReason::Explicit),
                 LockEvent::Unlocked
             ]
         );
+    }
+
+    #[test]
+    fn the_last_lock_reason_is_the_one_that_locked_the_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = on_disk(dir.path());
+        assert_eq!(state.last_lock(), None, "never locked yet");
+        let passphrase = Passphrase::new("right");
+        state.init(&passphrase, 10).unwrap();
+        assert!(state.lock(LockReason::Idle));
+        assert!(!state.lock(LockReason::Shutdown));
+        assert_eq!(
+            state.last_lock().map(|(why, _)| why),
+            Some(LockReason::Idle)
+        );
+        state.unlock(&passphrase).unwrap();
+        assert!(state.lock(LockReason::Sleep));
+        let (why, at) = state.last_lock().unwrap();
+        assert_eq!(why, LockReason::Sleep);
+        assert!(at.unix() <= Timestamp::now().unix());
     }
 
     #[test]
@@ -423,7 +459,7 @@ mod tests {
         state.init(&passphrase, 10).unwrap();
         // An operation still running on the backend of the period that is about to end.
         let in_flight = state.backend().unwrap();
-        state.lock("requested");
+        state.lock(LockReason::Explicit);
         let (done, unlocked) = channel();
         let unlocking = Arc::clone(&state);
         let thread = std::thread::spawn(move || {

@@ -4,6 +4,7 @@
 
 use crate::audit::Audit;
 use crate::cli::{Args, BackendKind};
+use crate::logind::LockOn;
 use crate::pinentry::{PinentryChoice, PinentryCommand};
 use crate::prompt::PromptSettings;
 use crate::socket::AgentSocket;
@@ -133,7 +134,11 @@ fn run(args: Args) -> Result<ExitCode> {
         "avp-agent {} started",
         env!("CARGO_PKG_VERSION")
     );
-    let result = lifecycle::run(Arc::clone(&state), &socket, signals, args.command);
+    let lock_on = LockOn {
+        sleep: !args.no_lock_on_sleep,
+        screen_lock: !args.no_lock_on_screen_lock,
+    };
+    let result = lifecycle::run(Arc::clone(&state), &socket, signals, lock_on, args.command);
     socket.remove();
     drop(state);
     tracing::info!("avp-agent stopped");

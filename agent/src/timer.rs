@@ -7,6 +7,7 @@
 //! every [`MAX_NAP`], because a condvar's timeout runs on a clock that stops during
 //! suspend — and locks when one has passed.
 
+use avp_protocol::LockReason;
 use std::time::Duration;
 
 /// How long the timer thread sleeps at most before re-reading `CLOCK_BOOTTIME`.
@@ -37,25 +38,6 @@ impl BootInstant {
     /// Time from `earlier` to this instant, zero if `earlier` is later.
     pub fn since(self, earlier: Self) -> Duration {
         self.0.saturating_sub(earlier.0)
-    }
-}
-
-/// Why the vault locked by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockReason {
-    /// No secret operation for the idle period.
-    Idle,
-    /// The maximum unlock lifetime passed.
-    MaxLifetime,
-}
-
-impl LockReason {
-    /// For logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle timeout",
-            Self::MaxLifetime => "maximum unlock lifetime",
-        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The agent's layers, checked: a module may import what sits at its own level or below,
 //! never above. The table is the one-line rule of `style.md` ("Layers"):
 //!
-//! `main/start → lifecycle → server → connection → registry → cmd → state → prompt → lock
-//! state, session, audit → error → storage → rules → helpers (fsutil, timer, pinentry,
+//! `main/start → lifecycle → logind → server → connection → registry → cmd → state → prompt →
+//! lock state, session, audit → error → storage → rules → helpers (fsutil, timer, pinentry,
 //! locked, sync, harden)`, with the launch modules (`daemon`, `cli`, `socket`, `units`) under `start` and
 //! `lifecycle` only.
 //!
@@ -21,6 +21,9 @@ const LEVELS: &[(&str, u8)] = &[
     ("units", 80),
     ("cli", 75),
     ("socket", 75),
+    // The logind watcher: started by lifecycle, it locks through the state's lock state;
+    // below the launch modules, so it cannot reach them.
+    ("logind", 72),
     ("server", 70),
     ("connection", 65),
     ("registry", 60),

@@ -48,7 +48,7 @@ pub use avp_protocol::socket_path;
 
 pub use avp_protocol::{
     BackendStatus, Cursor, DeleteResult, DiscoverInfo, ErrorCode, ExpiryChange, HistoryResult,
-    Labels, Limits, ListPage, PROTOCOL_VERSION, Passphrase, RotateResult, Secret, SecretMeta,
-    SecretName, SecretValue, StatusInfo, StoreResult, Timestamp, VaultState, VersionInfo,
-    WorkspaceCount, WorkspaceId, WorkspacesResult,
+    Labels, Limits, ListPage, LockReason, PROTOCOL_VERSION, Passphrase, RotateResult, Secret,
+    SecretMeta, SecretName, SecretValue, StatusInfo, StoreResult, Timestamp, VaultState,
+    VersionInfo, WorkspaceCount, WorkspaceId, WorkspacesResult,
 };

@@ -34,8 +34,8 @@ pub use frame::{FrameBuf, FrameError, MAX_FRAME_LEN};
 pub use request::Request;
 pub use response::{
     BackendInfo, BackendStatus, Capabilities, DeleteResult, DiscoverInfo, Hardening, HistoryResult,
-    ListPage, Response, RotateResult, Secret, SecretMeta, SessionInfo, StatusInfo, StoreResult,
-    VaultState, VersionInfo, WorkspaceCount, WorkspacesResult,
+    ListPage, LockReason, Response, RotateResult, Secret, SecretMeta, SessionInfo, StatusInfo,
+    StoreResult, VaultState, VersionInfo, WorkspaceCount, WorkspacesResult,
 };
 pub use secret::{Passphrase, SecretValue};
 pub use types::{

@@ -271,6 +271,61 @@ impl VaultState {
     }
 }
 
+/// Why the vault went from unlocked to locked (STATUS `last_lock_reason`, the audit log's
+/// `VAULT_LOCKED` lines). New reasons are added at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// snake_case: the JSON surfaces (`avp status --json`, the JSON wire) spell it as `as_str`.
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LockReason {
+    /// A LOCK request (`avp lock`).
+    Explicit,
+    /// No secret operation for the idle period.
+    Idle,
+    /// The maximum unlock lifetime passed.
+    MaxLifetime,
+    /// logind announced a suspend or hibernation (`PrepareForSleep(true)`).
+    Sleep,
+    /// The user's login session was locked (logind's `Lock` signal or `LockedHint`).
+    ScreenLock,
+    /// `SIGUSR1`.
+    Signal,
+    /// The agent stopped (SIGTERM, SIGINT, SIGHUP, or the end of `-- CMD`).
+    Shutdown,
+}
+
+impl LockReason {
+    /// Every reason, in wire order.
+    pub const ALL: [Self; 7] = [
+        Self::Explicit,
+        Self::Idle,
+        Self::MaxLifetime,
+        Self::Sleep,
+        Self::ScreenLock,
+        Self::Signal,
+        Self::Shutdown,
+    ];
+
+    /// `explicit`, `idle`, `max_lifetime`, `sleep`, `screen_lock`, `signal` or `shutdown`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Explicit => "explicit",
+            Self::Idle => "idle",
+            Self::MaxLifetime => "max_lifetime",
+            Self::Sleep => "sleep",
+            Self::ScreenLock => "screen_lock",
+            Self::Signal => "signal",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for LockReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Facts about the agent process's hardening, as the kernel reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardening {
@@ -318,6 +373,10 @@ pub struct StatusInfo {
     pub backend_status: BackendStatus,
     /// With [`BackendStatus::Degraded`]: since when the storage has been unreachable.
     pub degraded_since: Option<Timestamp>,
+    /// Why the vault last went from unlocked to locked; `None` until it first has.
+    pub last_lock_reason: Option<LockReason>,
+    /// When that was.
+    pub last_locked_at: Option<Timestamp>,
 }
 
 /// One workspace and how many live secrets it holds.

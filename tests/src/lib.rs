@@ -6,6 +6,7 @@
 //! tests of their own. `AVP_AGENT_BIN` / `AVP_BIN` override the paths.
 
 pub mod cli;
+pub mod logind;
 pub mod pinentry;
 pub mod raw;
 pub mod redis;

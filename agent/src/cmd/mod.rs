@@ -18,7 +18,7 @@ use crate::audit::Peer;
 use crate::error::{Failure, Outcome};
 use crate::state::AgentState;
 use crate::timer::BootInstant;
-use avp_protocol::{ErrorCode, Request, Response, SecretName, SessionId, WorkspaceId};
+use avp_protocol::{ErrorCode, LockReason, Request, Response, SecretName, SessionId, WorkspaceId};
 use secrets::SecretCtx;
 
 /// What an operation acted on, for the audit line.
@@ -93,7 +93,7 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
         Request::Workspaces => workspaces::run(state),
         Request::Lock => {
             // Locking a locked vault is not an error.
-            state.lock_state.lock("requested");
+            state.lock_state.lock(LockReason::Explicit);
             Ok(Response::Locked)
         }
         Request::Authenticate {

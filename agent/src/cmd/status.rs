@@ -13,8 +13,12 @@ pub fn run(state: &AgentState) -> Response {
         .unwrap_or_default();
     let timers = state.lock_state.timers();
     let (backend_status, degraded_since) = super::discover::backend_status(state);
+    let vault_state = state.lock_state.vault_state();
+    // Read after the state: a lock that emptied the slot has recorded its reason by then
+    // (`LockState::lock` holds the reason's mutex across both).
+    let last_lock = state.lock_state.last_lock();
     Response::Status(StatusInfo {
-        state: state.lock_state.vault_state(),
+        state: vault_state,
         vault_location: state.lock_state.key_store().location(),
         backend: state.lock_state.key_store().name().to_owned(),
         workspaces: counts.workspaces,
@@ -32,5 +36,7 @@ pub fn run(state: &AgentState) -> Response {
             .map(|audit| audit.path().display().to_string()),
         backend_status,
         degraded_since,
+        last_lock_reason: last_lock.map(|(reason, _)| reason),
+        last_locked_at: last_lock.map(|(_, at)| at),
     })
 }

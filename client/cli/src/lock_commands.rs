@@ -4,8 +4,8 @@ use crate::cli::{InitArgs, PassphraseArgs};
 use crate::context::Ctx;
 use crate::fail::Failure;
 use crate::input;
-use crate::output::{self, print_json};
-use avp_client::{DiscoverInfo, PROTOCOL_VERSION, Passphrase, StatusInfo, VaultState};
+use crate::output::{self, print_json, rfc3339, rfc3339_json};
+use avp_client::{DiscoverInfo, LockReason, PROTOCOL_VERSION, Passphrase, StatusInfo, VaultState};
 use serde_json::json;
 
 /// Work factors below this are fine for tests but weak for a real vault.
@@ -96,6 +96,21 @@ fn remaining(seconds: Option<u64>) -> String {
     )
 }
 
+/// What a lock reason means, for `avp status`'s text.
+fn lock_reason_text(reason: LockReason) -> &'static str {
+    match reason {
+        LockReason::Explicit => "avp lock or a LOCK request",
+        LockReason::Idle => "no secret used for the idle period",
+        LockReason::MaxLifetime => "the maximum unlock lifetime passed",
+        LockReason::Sleep => "the system went to sleep",
+        LockReason::ScreenLock => "the login session was locked",
+        LockReason::Signal => "SIGUSR1",
+        LockReason::Shutdown => "the agent stopped",
+        // A newer agent's reason: its snake_case name is all we know.
+        _ => "",
+    }
+}
+
 pub fn status(ctx: &Ctx) -> Result<(), Failure> {
     let info: StatusInfo = ctx.connect()?.status()?;
     let client_version = env!("CARGO_PKG_VERSION");
@@ -119,6 +134,8 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
                 "locked_memory_bytes": h.locked_memory_bytes,
                 "memlock_limit": h.memlock_limit,
             },
+            "last_lock_reason": info.last_lock_reason.map(LockReason::as_str),
+            "last_locked_at": rfc3339_json(info.last_locked_at),
             "client_version": client_version,
             "client_protocol_version": PROTOCOL_VERSION,
             "socket": ctx.socket.display().to_string(),
@@ -140,6 +157,19 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
             info.sessions,
             remaining(info.idle_lock_in_seconds),
             remaining(info.max_unlock_in_seconds),
+        ));
+    }
+    if let (Some(reason), Some(at)) = (info.last_lock_reason, info.last_locked_at) {
+        let what = lock_reason_text(reason);
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({what})")
+        };
+        text.push_str(&format!(
+            "locked:   last at {}, {}{what}\n",
+            rfc3339(at),
+            reason.as_str()
         ));
     }
     text.push_str(&format!(

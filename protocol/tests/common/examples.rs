@@ -166,6 +166,8 @@ pub fn unlocked_status() -> StatusInfo {
         audit_log: Some("/home/u/.local/state/avp/audit.jsonl".into()),
         backend_status: BackendStatus::Available,
         degraded_since: None,
+        last_lock_reason: Some(LockReason::ScreenLock),
+        last_locked_at: Some(Timestamp::from_unix(1_700_000_200)),
     }
 }
 

@@ -354,8 +354,14 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
         (option::of(any::<u64>()), option::of(any::<u64>())),
         (text(16), any::<u32>(), any::<u32>()),
         (any::<bool>(), any::<[u64; 2]>(), option::of(any::<u64>())),
-        option::of(text(32)),
-        (backend_status(), option::of(timestamp())),
+        (
+            option::of(text(32)),
+            (backend_status(), option::of(timestamp())),
+            (
+                option::of(select(LockReason::ALL.to_vec())),
+                option::of(any::<i64>().prop_map(Timestamp::from_unix)),
+            ),
+        ),
     )
         .prop_map(
             |(
@@ -365,8 +371,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                 (idle_lock_in_seconds, max_unlock_in_seconds),
                 (agent_version, protocol_version, pid),
                 (dumpable, [core_limit, locked_memory_bytes], memlock_limit),
-                audit_log,
-                (backend_status, degraded_since),
+                (audit_log, (backend_status, degraded_since), (last_lock_reason, last_locked_at)),
             )| StatusInfo {
                 state,
                 vault_location,
@@ -388,6 +393,8 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                 audit_log,
                 backend_status,
                 degraded_since,
+                last_lock_reason,
+                last_locked_at,
             },
         )
 }

@@ -187,7 +187,7 @@ fn every_lock_and_unlock_reaches_the_audit_log_with_its_reason() {
         changes,
         [
             ("VAULT_UNLOCKED".to_owned(), "unlocked".to_owned()),
-            ("VAULT_LOCKED".to_owned(), "SIGUSR1".to_owned()),
+            ("VAULT_LOCKED".to_owned(), "signal".to_owned()),
         ],
         "{log}"
     );

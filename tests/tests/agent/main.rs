@@ -10,6 +10,7 @@ mod descriptors;
 mod hostile;
 mod leaks;
 mod lifecycle;
+mod logind;
 mod paths;
 mod pinentry;
 mod semantics;

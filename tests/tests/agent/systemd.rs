@@ -168,3 +168,43 @@ fn the_installed_units_verify() {
     let text = String::from_utf8(printed.stdout).unwrap();
     assert!(text.contains("# avp-agent.socket\n") && text.contains(&exec));
 }
+
+#[test]
+fn the_service_sandbox_leaves_the_system_bus_reachable() {
+    // The agent follows logind on /run/dbus/system_bus_socket (lock on sleep and screen
+    // lock): the unit must allow Unix sockets and must not hide /run/dbus.
+    let printed = Command::new(agent_bin())
+        .arg("--print-units")
+        .output()
+        .unwrap();
+    let units = String::from_utf8(printed.stdout).unwrap();
+    let settings: Vec<(&str, &str)> = units
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let values = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let families = values("RestrictAddressFamilies");
+    assert!(
+        families
+            .iter()
+            .all(|v| !v.starts_with('~') && v.split_whitespace().any(|f| f == "AF_UNIX")),
+        "{families:?}"
+    );
+    for hiding in ["InaccessiblePaths", "TemporaryFileSystem", "BindPaths"] {
+        assert!(
+            values(hiding).iter().all(|v| !v.contains("/run")),
+            "{hiding}= hides /run/dbus: {units}"
+        );
+    }
+    assert!(
+        values("SystemCallFilter").contains(&"@system-service"),
+        "socket, connect and sendmsg come from @system-service: {units}"
+    );
+}

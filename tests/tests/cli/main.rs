@@ -14,6 +14,7 @@ mod generate;
 mod hardening;
 mod import_export;
 mod json;
+mod lock_reasons;
 mod quickstart;
 mod restore_copy;
 mod run;
