@@ -6,6 +6,7 @@
 //! --test cli -- basic::`.
 
 mod basic;
+mod edges;
 mod errors;
 mod hardening;
 mod import_export;
