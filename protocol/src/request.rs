@@ -109,6 +109,19 @@ pub enum Request {
         /// The new passphrase.
         new: Passphrase,
     },
+    /// `Retrieve` in the session that the latest successful `Authenticate` on this
+    /// connection opened. A client cannot know a session id before `Authenticate` answers,
+    /// so this lets it send `Hello`, `Authenticate`, this and
+    /// [`Request::TerminateConnectionSession`] in one write (PROTOCOL.md §6.16).
+    RetrieveInConnectionSession {
+        /// The secret's name.
+        name: SecretName,
+        /// A retained version number; `None` means the current one.
+        version: Option<u32>,
+    },
+    /// `Terminate` of the session that the latest successful `Authenticate` on this
+    /// connection opened (PROTOCOL.md §6.17).
+    TerminateConnectionSession,
 }
 
 impl Request {
@@ -130,6 +143,8 @@ impl Request {
             Self::Lock => "LOCK",
             Self::Status => "STATUS",
             Self::ChangePassphrase { .. } => "CHANGE_PASSPHRASE",
+            Self::RetrieveInConnectionSession { .. } => "RETRIEVE_IN_CONNECTION_SESSION",
+            Self::TerminateConnectionSession => "TERMINATE_CONNECTION_SESSION",
         }
     }
 }

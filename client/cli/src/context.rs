@@ -43,6 +43,17 @@ impl Ctx {
         Ok(Client::connect_to(&self.socket)?)
     }
 
+    /// Reads one secret in a session of its own, in one round trip (see
+    /// [`Client::retrieve_once`]).
+    pub fn retrieve_once(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        version: Option<u32>,
+    ) -> Result<avp_client::Secret, avp_client::Error> {
+        Client::retrieve_once(&self.socket, workspace, AGENT_ID, name, version)
+    }
+
     /// Connects, opens a session on the workspace, runs `f`, and ends the session.
     pub fn with_session<T>(
         &self,

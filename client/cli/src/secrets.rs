@@ -149,14 +149,12 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
 pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
-    let secret = ctx.with_session(|client, session| {
-        client
-            .retrieve(session, &name, args.version)
-            .map_err(|err| match args.version {
-                Some(version) => version_missing(err, &name, &workspace, version),
-                None => name_missing(err, &name, &workspace, ""),
-            })
-    })?;
+    let secret = ctx
+        .retrieve_once(&workspace, &name, args.version)
+        .map_err(|err| match args.version {
+            Some(version) => version_missing(err, &name, &workspace, version),
+            None => name_missing(err, &name, &workspace, ""),
+        })?;
     let value = secret.value.expose_secret();
     let doc = if ctx.json {
         let rest = json!({

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// Number of `Request` variants. [`request_variant`] does not compile when a variant is
 /// added: give it the next index, raise this count, and add an example to [`every_request`]
 /// and an arm to [`request`].
-pub const REQUEST_VARIANTS: usize = 15;
+pub const REQUEST_VARIANTS: usize = 17;
 
 /// The index of a request's variant, by an exhaustive match.
 pub fn request_variant(request: &Request) -> usize {
@@ -27,6 +27,8 @@ pub fn request_variant(request: &Request) -> usize {
         Request::Lock => 12,
         Request::Status => 13,
         Request::ChangePassphrase { .. } => 14,
+        Request::RetrieveInConnectionSession { .. } => 15,
+        Request::TerminateConnectionSession => 16,
     }
 }
 
@@ -105,6 +107,11 @@ pub fn every_request_holding(secret: &[u8]) -> Vec<Request> {
             old: Passphrase::new(text),
             new: Passphrase::new(text),
         },
+        Request::RetrieveInConnectionSession {
+            name: name("api_key"),
+            version: Some(2),
+        },
+        Request::TerminateConnectionSession,
     ]
 }
 

@@ -201,6 +201,9 @@ pub fn request() -> impl Strategy<Value = Request> {
         Just(()).prop_map(|()| Request::Lock),
         Just(()).prop_map(|()| Request::Status),
         (passphrase(), passphrase()).prop_map(|(old, new)| Request::ChangePassphrase { old, new }),
+        (secret_name(), option::of(any::<u32>()))
+            .prop_map(|(name, version)| Request::RetrieveInConnectionSession { name, version }),
+        Just(()).prop_map(|()| Request::TerminateConnectionSession),
     ]
 }
 

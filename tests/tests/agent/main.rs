@@ -11,6 +11,7 @@ mod hostile;
 mod leaks;
 mod lifecycle;
 mod paths;
+mod pipelined;
 mod semantics;
 mod systemd;
 mod vault_fixture;

@@ -8,6 +8,7 @@
 mod basic;
 mod edges;
 mod errors;
+mod fast_get;
 mod hardening;
 mod import_export;
 mod json;
