@@ -302,4 +302,7 @@ pub struct StatusInfo {
     pub pid: u32,
     /// Hardening facts.
     pub hardening: Hardening,
+    /// The audit log's absolute path (what `avp audit` reads); `None` when the agent keeps
+    /// no audit log.
+    pub audit_log: Option<String>,
 }

@@ -25,5 +25,9 @@ pub fn run(state: &AgentState) -> Response {
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
         hardening: crate::harden::hardening_facts(),
+        audit_log: state
+            .audit
+            .as_ref()
+            .map(|audit| audit.path().display().to_string()),
     })
 }

@@ -149,6 +149,7 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
             "client_version": client_version,
             "client_protocol_version": PROTOCOL_VERSION,
             "socket": ctx.socket.display().to_string(),
+            "audit_log": info.audit_log,
         }))?;
     } else {
         output::print(&status_text(ctx, &info, backend_status))?;
@@ -198,7 +199,8 @@ fn status_text(ctx: &Ctx, info: &StatusInfo, backend_status: BackendStatus) -> S
     text.push_str(&format!(
         "agent:    avp-agent {} (protocol {}, pid {}) on {}\n\
          client:   avp {client_version} (protocol {PROTOCOL_VERSION})\n\
-         hardened: dumpable {}, core limit {}, locked memory {} of {} allowed\n",
+         hardened: dumpable {}, core limit {}, locked memory {} of {} allowed\n\
+         audit:    {}\n",
         info.agent_version,
         info.protocol_version,
         info.pid,
@@ -207,6 +209,9 @@ fn status_text(ctx: &Ctx, info: &StatusInfo, backend_status: BackendStatus) -> S
         limit(h.core_limit),
         kib(h.locked_memory_bytes),
         h.memlock_limit.map_or_else(|| "unlimited".to_owned(), kib),
+        info.audit_log
+            .as_deref()
+            .unwrap_or("none (the agent keeps no audit log)"),
     ));
     text
 }

@@ -166,6 +166,7 @@ pub fn unlocked_status() -> StatusInfo {
             locked_memory_bytes: 65_536,
             memlock_limit: None,
         },
+        audit_log: Some("/home/u/.local/state/avp/audit.jsonl".into()),
     }
 }
 

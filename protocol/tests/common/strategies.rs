@@ -336,6 +336,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
         (option::of(any::<u64>()), option::of(any::<u64>())),
         (text(16), any::<u32>(), any::<u32>()),
         (any::<bool>(), any::<[u64; 2]>(), option::of(any::<u64>())),
+        option::of(text(32)),
     )
         .prop_map(
             |(
@@ -345,6 +346,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                 (idle_lock_in_seconds, max_unlock_in_seconds),
                 (agent_version, protocol_version, pid),
                 (dumpable, [core_limit, locked_memory_bytes], memlock_limit),
+                audit_log,
             )| StatusInfo {
                 state,
                 vault_location,
@@ -363,6 +365,7 @@ fn status_info() -> impl Strategy<Value = StatusInfo> {
                     locked_memory_bytes,
                     memlock_limit,
                 },
+                audit_log,
             },
         )
 }

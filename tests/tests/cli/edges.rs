@@ -29,6 +29,16 @@ fn status_text_shows_the_hardening_facts() {
         "{hardened}"
     );
     assert!(hardened.ends_with(" allowed"), "{hardened}");
+    // The audit log's path, as `--json` gives it.
+    let json = run(&agent, &["--json", "status"], b"");
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let path = doc["audit_log"]
+        .as_str()
+        .expect("the test agent keeps an audit log");
+    assert!(
+        stdout.contains(&format!("\naudit:    {path}\n")),
+        "{stdout}"
+    );
 }
 
 /// Item 6: a label filter that matches nothing says so (and how many the workspace holds),
