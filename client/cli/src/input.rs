@@ -8,7 +8,7 @@
 //! - `--passphrase-stdin` reads one line per passphrase, without its `\n` (or `\r\n`).
 
 use crate::fail::Failure;
-use avp_client::{ErrorCode, Limits, Passphrase, SecretValue};
+use avp_client::{Limits, Passphrase, SecretValue};
 use nix::errno::Errno;
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
@@ -122,8 +122,7 @@ fn line_from_stdin() -> Result<Option<Zeroizing<Vec<u8>>>, Failure> {
             break;
         }
         if line.len() == MAX_PASSPHRASE {
-            return Err(Failure::refused(
-                ErrorCode::InvalidRequest,
+            return Err(Failure::input(
                 format!("passphrase on standard input is longer than {MAX_PASSPHRASE} bytes"),
                 "use a shorter passphrase",
             ));
@@ -151,8 +150,7 @@ pub fn passphrase_from_stdin(what: &str) -> Result<Passphrase, Failure> {
         Ok(text) => Ok(Passphrase::from_string(text)),
         Err(err) => {
             drop(Zeroizing::new(err.into_bytes()));
-            Err(Failure::refused(
-                ErrorCode::InvalidRequest,
+            Err(Failure::input(
                 format!("the {what} is not valid UTF-8"),
                 "use a UTF-8 passphrase",
             ))
@@ -177,10 +175,10 @@ fn prompt_hidden(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         })
 }
 
-/// End of input at a prompt (Ctrl-D): nothing was sent, so nothing changed.
+/// End of input at a prompt (Ctrl-D): nothing was sent, so nothing changed. A local
+/// event, so no protocol code (JSON code `INVALID_INPUT`).
 fn cancelled() -> Failure {
-    Failure::refused(
-        ErrorCode::InvalidRequest,
+    Failure::input(
         "cancelled at the prompt (end of input); nothing was changed",
         "run the command again when ready",
     )

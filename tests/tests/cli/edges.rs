@@ -290,6 +290,12 @@ fn local_mistakes_are_not_protocol_errors() {
     );
     let out = run(&agent, &["--json", "init", "--passphrase-stdin"], b"\n");
     assert_eq!(stderr_json(&out)["error"]["code"], "INVALID_INPUT");
+    let out = run(&agent, &["init", "--passphrase-stdin"], b"\xff\n");
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        text(&out.stderr),
+        "avp: the passphrase is not valid UTF-8 — use a UTF-8 passphrase\n"
+    );
     avp(&agent)
         .args(["init", "--passphrase-stdin", "--work-factor", "10"])
         .write_stdin(passphrase_line())

@@ -228,7 +228,7 @@ fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
     assert_eq!(code, 1, "{screen}");
     assert!(
         screen.contains(
-            "avp: cancelled at the prompt (end of input); nothing was changed (INVALID_REQUEST) — run the command again when ready"
+            "avp: cancelled at the prompt (end of input); nothing was changed — run the command again when ready"
         ),
         "{screen}"
     );
