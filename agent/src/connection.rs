@@ -274,6 +274,7 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
     if !hello(conn, stream) {
         return;
     }
+    let mut bound = crate::cmd::ConnectionSession::default();
     loop {
         let payload = match conn.read_request(stream) {
             Incoming::Frame(payload) => payload,
@@ -289,7 +290,7 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
         let response = match frame::decode::<Request>(&payload) {
             Ok(request) => {
                 drop(payload);
-                crate::cmd::dispatch(&conn.state, &conn.peer, request)
+                crate::cmd::dispatch(&conn.state, &conn.peer, request, &mut bound)
             }
             Err(FrameError::Rejected(code, reason)) => error(code, reason),
             Err(err) => {

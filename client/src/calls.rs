@@ -161,6 +161,28 @@ pub(crate) fn retrieve(session: &Session, name: &SecretName, version: Option<u32
     })
 }
 
+/// RETRIEVE in this connection's session (PROTOCOL.md §6.17), for a pipelined read.
+pub(crate) fn retrieve_in_connection_session(
+    name: &SecretName,
+    version: Option<u32>,
+) -> Call<Secret> {
+    let request = Request::RetrieveInConnectionSession {
+        name: name.clone(),
+        version,
+    };
+    Call::new(request, |r| match r {
+        Response::Retrieved(secret) => Some(secret),
+        _ => None,
+    })
+}
+
+/// TERMINATE of this connection's session (PROTOCOL.md §6.18).
+pub(crate) fn terminate_connection_session() -> Call<()> {
+    Call::new(Request::TerminateConnectionSession, |r| {
+        unit(r, |r| matches!(r, Response::Terminated))
+    })
+}
+
 pub(crate) fn delete(session: &Session, name: &SecretName) -> Call<DeleteResult> {
     let request = Request::Delete {
         session: session.id().clone(),

@@ -13,6 +13,9 @@ use avp_protocol::{
 use std::path::Path;
 use std::time::Duration;
 
+/// The lifetime [`Client::retrieve_once`] asks for its session.
+const ONE_SHOT_TTL_SECONDS: u64 = 60;
+
 /// A blocking connection to the agent. Every call sends one request and waits (at most the
 /// timeout, [`DEFAULT_TIMEOUT`] unless changed) for its answer.
 ///
@@ -47,6 +50,38 @@ impl Client {
         Ok(Self {
             conn: Connection::open(socket.as_ref(), timeout)?,
         })
+    }
+
+    /// Reads `name` (or its retained `version`) from `workspace` in a session of its own,
+    /// in one round trip: `Hello`, `Authenticate`, RETRIEVE_IN_CONNECTION_SESSION and
+    /// TERMINATE_CONNECTION_SESSION go out in one write and are answered in order
+    /// (PROTOCOL.md §3.5, §6.17). The session lives only for this call. The first refusal
+    /// is the error: a refused `Authenticate` (e.g. `VAULT_LOCKED`) rather than the
+    /// `SESSION_NOT_FOUND` the read then gets.
+    pub fn retrieve_once(
+        socket: impl AsRef<Path>,
+        workspace: &WorkspaceId,
+        agent_id: &str,
+        name: &SecretName,
+        version: Option<u32>,
+    ) -> Result<Secret> {
+        // Ended at once; the short lifetime only bounds a session whose end is lost.
+        let authenticate =
+            calls::authenticate(workspace, agent_id, Some(ONE_SHOT_TTL_SECONDS), false);
+        let retrieve = calls::retrieve_in_connection_session(name, version);
+        let terminate = calls::terminate_connection_session();
+        let mut conn = Connection::open_pipelined(
+            socket.as_ref(),
+            DEFAULT_TIMEOUT,
+            &[&authenticate.request, &retrieve.request, &terminate.request],
+        )?;
+        let session = conn.read_answer().and_then(|r| authenticate.finish(r));
+        let secret = conn.read_answer().and_then(|r| retrieve.finish(r));
+        // Read so the session is over before we return; a failure to end it early
+        // changes nothing (it expires with the agent's default lifetime).
+        let _ = conn.read_answer();
+        session?;
+        secret
     }
 
     /// The socket this client is connected to.

@@ -31,13 +31,13 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `socket` and performs the `Hello` exchange.
-    pub(crate) fn open(socket: &Path, timeout: Duration) -> Result<Self> {
+    /// Connects to `socket` and checks, before the first byte is sent, that it is our own
+    /// agent (see `trust`); no `Hello` yet.
+    fn connect(socket: &Path, timeout: Duration) -> Result<Self> {
         let stream = UnixStream::connect(socket).map_err(|source| Error::NoAgent {
             socket: socket.to_path_buf(),
             source,
         })?;
-        // Before the first byte: is this our own agent? (See `trust`.)
         crate::trust::check(socket, &stream)?;
         let mut conn = Self {
             stream,
@@ -47,8 +47,55 @@ impl Connection {
             broken: false,
         };
         conn.set_timeout(timeout)?;
+        Ok(conn)
+    }
+
+    /// Connects to `socket` and performs the `Hello` exchange.
+    pub(crate) fn open(socket: &Path, timeout: Duration) -> Result<Self> {
+        let mut conn = Self::connect(socket, timeout)?;
         conn.agent_version = calls::check_version(conn.run(calls::hello())?)?;
         Ok(conn)
+    }
+
+    /// Connects to `socket` and sends `Hello` and `requests` in one write (PROTOCOL.md
+    /// §3.5: the agent answers them in order), then checks the `Hello` answer. The answers
+    /// to `requests` are left for [`Connection::read_answer`], one per request, in order.
+    /// The requests must be few and small: nothing is read until all are written.
+    pub(crate) fn open_pipelined(
+        socket: &Path,
+        timeout: Duration,
+        requests: &[&Request],
+    ) -> Result<Self> {
+        let mut conn = Self::connect(socket, timeout)?;
+        let hello = calls::hello();
+        let mut bytes = frame::encode(&hello.request).map_err(Error::Protocol)?;
+        for request in requests {
+            bytes.extend_from_slice(&frame::encode(*request).map_err(Error::Protocol)?);
+        }
+        if let Err(err) = io::Write::write_all(&mut conn.stream, &bytes) {
+            conn.broken = true;
+            return Err(transport_error(err.into(), &conn.socket, conn.timeout));
+        }
+        conn.agent_version = calls::check_version(hello.finish(conn.read_answer()?)?)?;
+        Ok(conn)
+    }
+
+    /// Reads the next answer of a pipelined request.
+    pub(crate) fn read_answer(&mut self) -> Result<Response> {
+        if self.broken {
+            return Err(self.disconnected());
+        }
+        match frame::read_message::<Response>(&mut self.stream) {
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => {
+                self.broken = true;
+                Err(self.disconnected())
+            }
+            Err(err) => {
+                self.broken = true;
+                Err(transport_error(err, &self.socket, self.timeout))
+            }
+        }
     }
 
     /// The socket this connection talks to.

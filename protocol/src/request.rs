@@ -116,6 +116,19 @@ pub enum Request {
     /// The workspaces holding live secrets, with their counts; needs no session (the
     /// socket's peer check authorizes it, as for `Status`).
     Workspaces,
+    /// `Retrieve` in the session that the latest successful `Authenticate` on this
+    /// connection opened. A client cannot know a session id before `Authenticate` answers,
+    /// so this lets it send `Hello`, `Authenticate`, this and
+    /// [`Request::TerminateConnectionSession`] in one write (PROTOCOL.md §6.17).
+    RetrieveInConnectionSession {
+        /// The secret's name.
+        name: SecretName,
+        /// A retained version number; `None` means the current one.
+        version: Option<u32>,
+    },
+    /// `Terminate` of the session that the latest successful `Authenticate` on this
+    /// connection opened (PROTOCOL.md §6.18).
+    TerminateConnectionSession,
 }
 
 impl Request {
@@ -138,6 +151,8 @@ impl Request {
             Self::Status => "STATUS",
             Self::ChangePassphrase { .. } => "CHANGE_PASSPHRASE",
             Self::Workspaces => "WORKSPACES",
+            Self::RetrieveInConnectionSession { .. } => "RETRIEVE_IN_CONNECTION_SESSION",
+            Self::TerminateConnectionSession => "TERMINATE_CONNECTION_SESSION",
         }
     }
 }

@@ -205,6 +205,19 @@ fn requests() -> Vec<(Example, Option<Request>)> {
             "Request::Workspaces",
             Request::Workspaces,
         ),
+        typed(
+            "request-retrieve-in-connection-session",
+            "Request::RetrieveInConnectionSession, db.password, current version",
+            Request::RetrieveInConnectionSession {
+                name: name("db.password"),
+                version: None,
+            },
+        ),
+        typed(
+            "request-terminate-connection-session",
+            "Request::TerminateConnectionSession",
+            Request::TerminateConnectionSession,
+        ),
     ]
 }
 

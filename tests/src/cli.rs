@@ -38,10 +38,15 @@ pub fn passphrase_line() -> Vec<u8> {
     format!("{TEST_PASSPHRASE}\n").into_bytes()
 }
 
-/// Stores `value` under `name` in `workspace` with `avp set NAME -`, asserting success.
+/// Stores `value` under `name` in `workspace` with `avp set NAME -` (and `--allow-empty`
+/// for an empty value), asserting success.
 pub fn set_in(agent: &TestAgent, workspace: &str, name: &str, value: &[u8]) {
+    let mut args = vec!["-w", workspace, "set", name, "-"];
+    if value.is_empty() {
+        args.push("--allow-empty");
+    }
     avp(agent)
-        .args(["-w", workspace, "set", name, "-"])
+        .args(args)
         .write_stdin(value.to_vec())
         .assert()
         .success();

@@ -53,14 +53,39 @@ fn open_secret(
     })
 }
 
-/// Answers one request (after `Hello`) and audits the decision.
-pub fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
+/// The session the latest successful AUTHENTICATE on one connection opened, which
+/// RETRIEVE_IN_CONNECTION_SESSION and TERMINATE_CONNECTION_SESSION refer to (PROTOCOL.md
+/// §6.17): it lets a client pipeline a whole `get` before it knows the session's id. Kept
+/// by the connection, never shared with another.
+#[derive(Debug, Default)]
+pub struct ConnectionSession(Option<SessionId>);
+
+impl ConnectionSession {
+    /// The session, or `SESSION_NOT_FOUND` when this connection has none.
+    fn get(&self) -> Result<&SessionId, Failure> {
+        self.0.as_ref().ok_or_else(|| {
+            Failure::new(
+                ErrorCode::SessionNotFound,
+                "no session was opened on this connection: send Authenticate first",
+            )
+        })
+    }
+}
+
+/// Answers one request (after `Hello`) and audits the decision. `bound` is the
+/// connection's own session (see [`ConnectionSession`]).
+pub fn dispatch(
+    state: &AgentState,
+    peer: &Peer,
+    request: Request,
+    bound: &mut ConnectionSession,
+) -> Response {
     let operation = request.operation();
     tracing::trace!(operation, pid = ?peer.pid, "request");
     let mut scope = Scope::default();
     // Cleared before, read after: whether the backend answered from last-known state.
     crate::storage::stale::take();
-    let outcome = run(state, peer, request, &mut scope);
+    let outcome = run(state, peer, request, &mut scope, bound);
     let stale = crate::storage::stale::take();
     if let Some(audit) = &state.audit {
         let result = outcome.as_ref().map(|_| ()).map_err(|f| f.code);
@@ -82,7 +107,13 @@ pub fn dispatch(state: &AgentState, peer: &Peer, request: Request) -> Response {
     }
 }
 
-fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> Outcome {
+fn run(
+    state: &AgentState,
+    peer: &Peer,
+    request: Request,
+    scope: &mut Scope,
+    bound: &mut ConnectionSession,
+) -> Outcome {
     match request {
         Request::Hello { .. } => Err(Failure::new(
             ErrorCode::ProtocolError,
@@ -106,7 +137,22 @@ fn run(state: &AgentState, peer: &Peer, request: Request, scope: &mut Scope) -> 
             if wait_for_unlock {
                 state.prompt.wait_for_unlock(&state.lock_state, peer)?;
             }
-            authenticate::run(state, peer, workspace, &agent_id, ttl_seconds)
+            let answer = authenticate::run(state, peer, workspace, &agent_id, ttl_seconds)?;
+            if let Response::Authenticated(info) = &answer {
+                bound.0 = Some(info.session.clone());
+            }
+            Ok(answer)
+        }
+        Request::RetrieveInConnectionSession { name, version } => {
+            scope.name = Some(name.clone());
+            let ctx = open_secret(state, peer, bound.get()?, scope)?;
+            secrets::retrieve(&ctx, &name, version)
+        }
+        Request::TerminateConnectionSession => {
+            let answer = terminate::run(state, peer, bound.get()?, scope);
+            // Ended (or already dead): either way this connection no longer has one.
+            bound.0 = None;
+            answer
         }
         Request::Terminate { session } => terminate::run(state, peer, &session, scope),
         Request::Init {

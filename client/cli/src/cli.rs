@@ -36,7 +36,9 @@ pub struct Global {
     )]
     pub socket: Option<PathBuf>,
 
-    /// The workspace to act on [default: default; `avp audit`: every workspace]
+    /// The workspace of the secret commands (set, get, ls, rm, rotate, history, import,
+    /// export, run, edit, cp, mv, restore) [default: default; `avp audit`: every workspace];
+    /// the commands on the whole vault refuse it
     #[arg(
         short = 'w',
         long,
@@ -72,7 +74,7 @@ pub enum Command {
     /// Lock the vault now (ends every session)
     Lock,
     /// Change the vault's passphrase
-    Passwd(PassphraseArgs),
+    Passwd(PasswdArgs),
     /// Show whether the vault is locked, its counts and timers, and client and agent versions
     Status,
     /// Show what the agent is and can do (AVP DISCOVER)
@@ -101,11 +103,13 @@ pub enum Command {
     Workspaces,
     /// Show the agent's audit log as a table (`--json`: its JSON lines as written)
     Audit(AuditArgs),
-    /// Store every entry of a dotenv or JSON file (all or nothing)
+    /// Store every entry of a dotenv or JSON file; the whole file is checked before the
+    /// first write
     Import(ImportArgs),
     /// Write the workspace's secrets as a dotenv or JSON file
     Export(ExportArgs),
     /// Run a command with the workspace's secrets in its environment
+    #[command(override_usage = "avp run [OPTIONS] -- <CMD> [ARGS]...")]
     Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
@@ -113,10 +117,34 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct PassphraseArgs {
-    /// Read the passphrase as one line from standard input instead of prompting (for
-    /// `passwd`: the current passphrase on the first line, the new one on the second)
+    /// Read the passphrase as one line from standard input instead of prompting
     #[arg(long)]
     pub passphrase_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Read the passphrases from standard input instead of prompting: the current one on
+    /// the first line, the new one on the second
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+impl From<PasswdArgs> for PassphraseArgs {
+    fn from(args: PasswdArgs) -> Self {
+        Self {
+            passphrase_stdin: args.passphrase_stdin,
+        }
+    }
+}
+
+/// `--allow-empty`, shared by the commands that store values.
+#[derive(Debug, Args)]
+pub struct AllowEmpty {
+    /// Store an empty value from a pipe, a file or the argument (refused otherwise, so a
+    /// job whose standard input is /dev/null cannot blank a secret; never from a terminal)
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +221,9 @@ pub struct SetArgs {
     /// one stays in `avp history`)
     #[arg(short, long, help_heading = "Generating a value")]
     pub force: bool,
+
+    #[command(flatten)]
+    pub empty: AllowEmpty,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +285,9 @@ pub struct RotateArgs {
     #[arg(long, value_name = "N", default_value_t = 32, requires = "generate",
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub length: u32,
+
+    #[command(flatten)]
+    pub empty: AllowEmpty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -276,9 +310,9 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The format to write
-    #[arg(long, value_enum, default_value_t = Format::Dotenv)]
-    pub format: Format,
+    /// The format to write [default: dotenv; json under --json without -o]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 
     /// Write to this file (created or truncated, mode 0600) instead of standard output
     #[arg(short, long, value_name = "FILE")]
@@ -291,7 +325,7 @@ pub struct RunArgs {
     #[arg(long = "only", value_name = "NAME")]
     pub only: Vec<String>,
 
-    /// The command and its arguments (after `--`)
+    /// The command and its arguments (after `--`, so its own options stay its own)
     #[arg(
         required = true,
         trailing_var_arg = true,
@@ -305,6 +339,48 @@ pub struct RunArgs {
 pub struct CompletionsArgs {
     /// The shell to generate for
     pub shell: clap_complete::Shell,
+}
+
+/// True when `--json` is among the arguments before a `--` (for usage errors, found before
+/// the arguments could be parsed).
+pub fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// The commands that act on the whole vault, not on a workspace's secrets: `-w` given on
+/// their command line would be silently ignored, so it is refused. (`AVP_WORKSPACE` in
+/// the environment stays harmless.)
+const VAULT_COMMANDS: &[&str] = &[
+    "init",
+    "unlock",
+    "lock",
+    "passwd",
+    "status",
+    "discover",
+    "completions",
+    "workspaces",
+];
+
+/// Refuses `-w/--workspace` on the command line of a command that has no workspace.
+pub fn refuse_unused_workspace(matches: &clap::ArgMatches) -> Result<(), crate::fail::Failure> {
+    let Some((command, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = [matches, sub]
+        .iter()
+        .any(|m| m.value_source("workspace") == Some(clap::parser::ValueSource::CommandLine));
+    if given && VAULT_COMMANDS.contains(&command) {
+        return Err(crate::fail::Failure::usage(
+            format!(
+                "`avp {command}` acts on the whole vault, so -w/--workspace means nothing to it"
+            ),
+            "drop -w; it selects the workspace of secret commands such as `avp ls`",
+        ));
+    }
+    Ok(())
 }
 
 /// `K=V` → `(K, V)`; the key must not be empty (the agent checks the lengths).

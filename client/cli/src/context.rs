@@ -73,16 +73,48 @@ impl Ctx {
             Err(avp_client::Error::VaultLocked) => {}
             other => return Ok(other?),
         }
+        if !self.unlock_at_terminal(client)? {
+            return Err(avp_client::Error::VaultLocked.into());
+        }
+        Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
+    }
+
+    /// Asks for the passphrase on the terminal and unlocks, when there is a terminal and
+    /// prompts are allowed; `false` when there is neither (the caller reports `VAULT_LOCKED`).
+    fn unlock_at_terminal(&self, client: &mut Client) -> Result<bool, Failure> {
         let tty = if self.no_prompt {
             None
         } else {
             unlock_prompt::terminal()
         };
         let Some(tty) = tty else {
-            return Err(avp_client::Error::VaultLocked.into());
+            return Ok(false);
         };
         unlock_prompt::unlock_on_terminal(&self.socket, client, tty)?;
-        Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
+        Ok(true)
+    }
+
+    /// Reads one secret in a session of its own, in one round trip (see
+    /// [`Client::retrieve_once`]). On a locked vault it unlocks at the terminal as
+    /// [`Ctx::open_session`] does, then reads again; only the first read is pipelined.
+    pub fn retrieve_once(
+        &self,
+        workspace: &WorkspaceId,
+        name: &SecretName,
+        version: Option<u32>,
+    ) -> Result<Result<avp_client::Secret, avp_client::Error>, Failure> {
+        let read = || Client::retrieve_once(&self.socket, workspace, AGENT_ID, name, version);
+        match read() {
+            Err(avp_client::Error::VaultLocked) => {
+                let mut client = self.connect()?;
+                if self.unlock_at_terminal(&mut client)? {
+                    Ok(read())
+                } else {
+                    Ok(Err(avp_client::Error::VaultLocked))
+                }
+            }
+            other => Ok(other),
+        }
     }
 
     /// Connects, opens a session on the workspace, runs `f`, and ends the session.

@@ -39,6 +39,15 @@ pub enum Failure {
         /// What to do next.
         next: String,
     },
+    /// The user's own input is unusable (two entries differ, an empty passphrase or value):
+    /// a local mistake, not a protocol error, so it carries no AVP code (JSON code
+    /// `INVALID_INPUT`, exit 1).
+    Input {
+        /// What is wrong.
+        problem: String,
+        /// What to do next.
+        next: String,
+    },
     /// A local file or stream failed.
     Io {
         /// What was being done.
@@ -74,6 +83,34 @@ impl Failure {
         }
     }
 
+    /// A local input mistake.
+    pub fn input(problem: impl Into<String>, next: impl Into<String>) -> Self {
+        Self::Input {
+            problem: problem.into(),
+            next: next.into(),
+        }
+    }
+
+    /// A usage error found by clap, for the JSON error document: its first paragraph (the
+    /// problem, without the `error: ` prefix) and the rest (the usage line and the pointer
+    /// to `--help`) as the next step.
+    pub fn usage_from_clap(err: &clap::Error) -> Self {
+        let rendered = err.render().to_string();
+        let mut paragraphs = rendered
+            .split("\n\n")
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty());
+        let problem = paragraphs.next().unwrap_or_default();
+        let problem = problem.trim_start_matches("error: ").to_owned();
+        let next: Vec<String> = paragraphs.collect();
+        let next = if next.is_empty() {
+            "see `avp --help`".to_owned()
+        } else {
+            next.join("; ")
+        };
+        Self::usage(problem, next)
+    }
+
     /// A local I/O failure; a closed stdout pipe ends quietly instead.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::BrokenPipe {
@@ -91,14 +128,17 @@ impl Failure {
             Self::Client(err) if err.is_unreachable() => EXIT_NO_AGENT,
             Self::Client(Error::VaultLocked) => EXIT_LOCKED,
             Self::Client(Error::UntrustedSocket { .. }) => EXIT_UNTRUSTED,
-            Self::Client(_) | Self::Refused { .. } | Self::Io { .. } => EXIT_REFUSED,
+            Self::Client(_) | Self::Refused { .. } | Self::Input { .. } | Self::Io { .. } => {
+                EXIT_REFUSED
+            }
             Self::Usage { .. } => EXIT_USAGE,
             Self::Exit(code) => *code,
         }
     }
 
     /// The code on the error line: the AVP code, or avp's own for failures that have none
-    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `IO_ERROR`). `None` for a quiet exit.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`). `None` for a
+    /// quiet exit.
     pub fn code(&self) -> Option<String> {
         match self {
             Self::Client(err) => Some(match err.code() {
@@ -111,6 +151,7 @@ impl Failure {
             }),
             Self::Refused { code, .. } => Some(code.as_str().to_owned()),
             Self::Usage { .. } => Some("USAGE".to_owned()),
+            Self::Input { .. } => Some("INVALID_INPUT".to_owned()),
             Self::Io { .. } => Some("IO_ERROR".to_owned()),
             Self::Exit(_) => None,
         }
@@ -120,9 +161,9 @@ impl Failure {
     pub fn problem_and_next_step(&self) -> (String, Option<String>) {
         match self {
             Self::Client(err) => err.problem_and_next_step(),
-            Self::Refused { problem, next, .. } | Self::Usage { problem, next } => {
-                (problem.clone(), Some(next.clone()))
-            }
+            Self::Refused { problem, next, .. }
+            | Self::Usage { problem, next }
+            | Self::Input { problem, next } => (problem.clone(), Some(next.clone())),
             Self::Io { context, source } => (
                 format!("{context}: {source}"),
                 Some("check the path and its permissions".to_owned()),
@@ -136,12 +177,13 @@ impl Failure {
         match self {
             Self::Client(err) => err.code(),
             Self::Refused { code, .. } => Some(*code),
-            Self::Usage { .. } | Self::Io { .. } | Self::Exit(_) => None,
+            Self::Usage { .. } | Self::Input { .. } | Self::Io { .. } | Self::Exit(_) => None,
         }
     }
 
     /// The one-line message: `problem (AVP_CODE) — next step`; avp's own codes
-    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `IO_ERROR`) appear only in the JSON form.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`) appear only in
+    /// the JSON form.
     pub fn line(&self) -> String {
         let (problem, next) = self.problem_and_next_step();
         let mut line = problem;
@@ -198,5 +240,12 @@ mod tests {
             Failure::refused(ErrorCode::InvalidRequest, "bad", "fix it").line(),
             "bad (INVALID_REQUEST) — fix it"
         );
+        let mistake = Failure::input("the two passphrases differ", "run the command again");
+        assert_eq!(
+            mistake.line(),
+            "the two passphrases differ — run the command again"
+        );
+        assert_eq!(mistake.code().as_deref(), Some("INVALID_INPUT"));
+        assert_eq!(mistake.exit_code(), 1);
     }
 }

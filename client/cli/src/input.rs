@@ -8,7 +8,7 @@
 //! - `--passphrase-stdin` reads one line per passphrase, without its `\n` (or `\r\n`).
 
 use crate::fail::Failure;
-use avp_client::{ErrorCode, Limits, Passphrase, SecretValue};
+use avp_client::{Limits, Passphrase, SecretValue};
 use nix::errno::Errno;
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
@@ -68,21 +68,29 @@ pub fn value_from_stdin() -> Result<SecretValue, Failure> {
     Ok(SecretValue::from_slice(&buf[..filled]))
 }
 
-/// All of standard input (for `import -`), in a wiped buffer.
-pub fn all_of_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
-    read_to_end(read_stdin)
+/// All of standard input (for `import -`), in a wiped buffer; `None` past `max` bytes.
+pub fn all_of_stdin(max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, Failure> {
+    read_to_end(max, read_stdin)
 }
 
 /// Everything `read` yields up to end of input, in a wiped buffer that grows by copying
 /// into a fresh buffer and wiping the old one (a pipe or FIFO has no size to size it by).
+/// `None` as soon as more than `max` bytes arrive: reading stops there, so an endless
+/// stream costs at most `max` bytes of memory.
 pub fn read_to_end(
+    max: usize,
     mut read: impl FnMut(&mut [u8]) -> Result<usize, Failure>,
-) -> Result<Zeroizing<Vec<u8>>, Failure> {
+) -> Result<Option<Zeroizing<Vec<u8>>>, Failure> {
     let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
     let mut filled = 0;
     loop {
         if filled == buf.len() {
-            let mut bigger = Zeroizing::new(vec![0u8; buf.len() * 2]);
+            if filled > max {
+                return Ok(None);
+            }
+            // At most one byte past `max`, enough to tell "exactly max" from "more".
+            let size = (buf.len() * 2).min(max.saturating_add(1)).max(filled + 1);
+            let mut bigger = Zeroizing::new(vec![0u8; size]);
             bigger[..filled].copy_from_slice(&buf[..filled]);
             buf = bigger;
         }
@@ -91,8 +99,11 @@ pub fn read_to_end(
             n => filled += n,
         }
     }
+    if filled > max {
+        return Ok(None);
+    }
     buf.truncate(filled);
-    Ok(buf)
+    Ok(Some(buf))
 }
 
 /// One line of standard input without its line ending, read a byte at a time so the next
@@ -111,8 +122,7 @@ fn line_from_stdin() -> Result<Option<Zeroizing<Vec<u8>>>, Failure> {
             break;
         }
         if line.len() == MAX_PASSPHRASE {
-            return Err(Failure::refused(
-                ErrorCode::InvalidRequest,
+            return Err(Failure::input(
                 format!("passphrase on standard input is longer than {MAX_PASSPHRASE} bytes"),
                 "use a shorter passphrase",
             ));
@@ -140,8 +150,7 @@ pub fn passphrase_from_stdin(what: &str) -> Result<Passphrase, Failure> {
         Ok(text) => Ok(Passphrase::from_string(text)),
         Err(err) => {
             drop(Zeroizing::new(err.into_bytes()));
-            Err(Failure::refused(
-                ErrorCode::InvalidRequest,
+            Err(Failure::input(
                 format!("the {what} is not valid UTF-8"),
                 "use a UTF-8 passphrase",
             ))
@@ -166,24 +175,27 @@ fn prompt_hidden(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         })
 }
 
-/// End of input at a prompt (Ctrl-D): nothing was sent, so nothing changed.
+/// End of input at a prompt (Ctrl-D): nothing was sent, so nothing changed. A local
+/// event, so no protocol code (JSON code `INVALID_INPUT`).
 fn cancelled() -> Failure {
-    Failure::refused(
-        ErrorCode::InvalidRequest,
+    Failure::input(
         "cancelled at the prompt (end of input); nothing was changed",
         "run the command again when ready",
     )
 }
 
-/// A passphrase typed at the terminal, without echo; twice when `confirm` is set.
+/// A passphrase typed at the terminal, without echo; twice when `confirm` is set (a new
+/// passphrase), and then an empty one is refused right after the first entry.
 pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<Passphrase, Failure> {
     let first = prompt_hidden(prompt)?;
     if confirm {
+        if first.is_empty() {
+            return Err(empty_passphrase());
+        }
         let second = prompt_hidden("Retype to confirm: ")?;
         if *first != *second {
-            return Err(Failure::refused(
-                ErrorCode::InvalidRequest,
-                "the two passphrases differ",
+            return Err(Failure::input(
+                "the two passphrases differ; nothing was changed",
                 "run the command again",
             ));
         }
@@ -191,31 +203,55 @@ pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<Passphrase, Fail
     Ok(Passphrase::new(&first))
 }
 
+/// An empty new passphrase: a local mistake, refused before anything is sent.
+fn empty_passphrase() -> Failure {
+    Failure::input("the passphrase is empty", "choose a non-empty passphrase")
+}
+
 /// Refuses an empty new passphrase.
 pub fn require_non_empty(passphrase: &Passphrase) -> Result<(), Failure> {
     if passphrase.is_empty() {
-        return Err(Failure::refused(
-            ErrorCode::InvalidRequest,
-            "the passphrase is empty",
-            "choose a non-empty passphrase",
-        ));
+        return Err(empty_passphrase());
     }
     Ok(())
 }
 
+/// An empty value is refused unless `--allow-empty` was given: a job whose standard input
+/// is `/dev/null`, or an unset shell variable as the argument, must not blank a secret.
+fn empty_value(from_terminal: bool) -> Failure {
+    if from_terminal {
+        return Failure::input(
+            "the value is empty; nothing was stored",
+            "type a value, or pipe an empty one with --allow-empty if that is what you mean",
+        );
+    }
+    Failure::input(
+        "the value is empty (standard input or the argument held no bytes); nothing was stored",
+        "pass --allow-empty to store an empty value on purpose",
+    )
+}
+
 /// The value of `set`/`rotate`: the argument, or standard input when it is absent or `-`
-/// (a hidden line, asked twice, when standard input is a terminal).
-pub fn value(argument: Option<std::ffi::OsString>, name: &str) -> Result<SecretValue, Failure> {
+/// (a hidden line, asked twice, when standard input is a terminal). Empty is refused from
+/// a terminal, and elsewhere unless `allow_empty`.
+pub fn value(
+    argument: Option<std::ffi::OsString>,
+    name: &str,
+    allow_empty: bool,
+) -> Result<SecretValue, Failure> {
     use std::os::unix::ffi::OsStringExt;
     let value = match argument {
         Some(arg) if arg != "-" => SecretValue::from_vec(arg.into_vec()),
         _ if stdin_is_terminal() => {
             let first = prompt_hidden(&format!("Value of {name} (hidden): "))?;
+            // Refused at once, before the retype: Enter twice is no way to store nothing.
+            if first.is_empty() {
+                return Err(empty_value(true));
+            }
             let second = prompt_hidden("Retype to confirm: ")?;
             if *first != *second {
-                return Err(Failure::refused(
-                    ErrorCode::InvalidRequest,
-                    "the two values differ",
+                return Err(Failure::input(
+                    "the two values differ; nothing was stored",
                     "run the command again",
                 ));
             }
@@ -223,6 +259,9 @@ pub fn value(argument: Option<std::ffi::OsString>, name: &str) -> Result<SecretV
         }
         _ => value_from_stdin()?,
     };
+    if value.is_empty() && !allow_empty {
+        return Err(empty_value(false));
+    }
     if value.len() > max_value_len() {
         return Err(too_large(value.len()));
     }

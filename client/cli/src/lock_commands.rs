@@ -1,11 +1,14 @@
 //! Lock-state and agent commands: `init`, `unlock`, `lock`, `passwd`, `status`, `discover`.
 
-use crate::cli::{InitArgs, PassphraseArgs};
+use crate::cli::{InitArgs, PassphraseArgs, PasswdArgs};
 use crate::context::Ctx;
 use crate::fail::Failure;
 use crate::input;
 use crate::output::{self, print_json, rfc3339, rfc3339_json};
-use avp_client::{DiscoverInfo, LockReason, PROTOCOL_VERSION, Passphrase, StatusInfo, VaultState};
+use avp_client::{
+    BackendStatus, Client, DiscoverInfo, ErrorCode, LockReason, PROTOCOL_VERSION, Passphrase,
+    StatusInfo, VaultState,
+};
 use serde_json::json;
 
 /// Work factors below this are fine for tests but weak for a real vault.
@@ -51,15 +54,20 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> Result<(), Failure> {
     state_done(ctx, VaultState::Unlocked, "vault created and unlocked")
 }
 
-pub fn unlock(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
-    let mut client = ctx.connect()?;
-    // Asked first to word the answer (the agent checks the passphrase either way), and so
-    // that with no vault yet the answer is `avp init`, not how to give a passphrase.
+/// The vault's state, refusing with `VAULT_NOT_INITIALIZED` (`avp init`) when there is no
+/// vault yet: asked before any passphrase, so the answer is `avp init`, not how to give one.
+fn existing_vault_state(client: &mut Client) -> Result<VaultState, Failure> {
     let state = client.status()?.state;
     if state == VaultState::Uninitialized {
         return Err(avp_client::Error::VaultNotInitialized.into());
     }
-    let was_unlocked = state == VaultState::Unlocked;
+    Ok(state)
+}
+
+pub fn unlock(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
+    let mut client = ctx.connect()?;
+    // Also words the answer (the agent checks the passphrase either way).
+    let was_unlocked = existing_vault_state(&mut client)? == VaultState::Unlocked;
     let passphrase = passphrase(&args, "Vault passphrase: ", "passphrase", false)?;
     client.unlock(passphrase)?;
     let human = if was_unlocked {
@@ -75,8 +83,10 @@ pub fn lock(ctx: &Ctx) -> Result<(), Failure> {
     state_done(ctx, VaultState::Locked, "vault locked")
 }
 
-pub fn passwd(ctx: &Ctx, args: PassphraseArgs) -> Result<(), Failure> {
+pub fn passwd(ctx: &Ctx, args: PasswdArgs) -> Result<(), Failure> {
+    let args = PassphraseArgs::from(args);
     let mut client = ctx.connect()?;
+    existing_vault_state(&mut client)?;
     let old = passphrase(&args, "Current passphrase: ", "current passphrase", false)?;
     let new = passphrase(&args, "New passphrase: ", "new passphrase", true)?;
     input::require_non_empty(&new)?;
@@ -111,15 +121,32 @@ fn lock_reason_text(reason: LockReason) -> &'static str {
     }
 }
 
+/// `BACKEND_UNAVAILABLE` after the status was printed: a script checking `avp status`
+/// learns that reads and writes fail, as they do.
+fn backend_unavailable(info: &StatusInfo) -> Failure {
+    Failure::refused(
+        ErrorCode::BackendUnavailable,
+        format!(
+            "the {} backend at {} cannot be reached, so secrets can be neither read nor written",
+            info.backend, info.vault_location
+        ),
+        "start it (or fix the agent's --redis-url) and check again with `avp status`",
+    )
+}
+
 pub fn status(ctx: &Ctx) -> Result<(), Failure> {
-    let info: StatusInfo = ctx.connect()?.status()?;
+    let mut client = ctx.connect()?;
+    let info: StatusInfo = client.status()?;
+    // STATUS has no health field; DISCOVER carries the backend's last known reachability.
+    let backend_status = client.discover()?.backend.status;
     let client_version = env!("CARGO_PKG_VERSION");
+    let h = &info.hardening;
     if ctx.json {
-        let h = info.hardening;
-        return print_json(&json!({
+        print_json(&json!({
             "state": info.state.as_str(),
             "vault_location": info.vault_location,
             "backend": info.backend,
+            "backend_status": backend_status.as_str(),
             "workspaces": info.workspaces,
             "secrets": info.secrets,
             "sessions": info.sessions,
@@ -140,13 +167,40 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
             "client_protocol_version": PROTOCOL_VERSION,
             "socket": ctx.socket.display().to_string(),
             "audit_log": info.audit_log,
-        }));
+        }))?;
+    } else {
+        output::print(&status_text(ctx, &info, backend_status))?;
     }
+    if backend_status == BackendStatus::Unavailable {
+        return Err(backend_unavailable(&info));
+    }
+    Ok(())
+}
+
+/// A byte count as `12 KiB`, for the hardening line.
+fn kib(bytes: u64) -> String {
+    format!("{} KiB", bytes / 1024)
+}
+
+/// A resource limit: `unlimited` for the kernel's infinity.
+fn limit(value: u64) -> String {
+    if value == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
+fn status_text(ctx: &Ctx, info: &StatusInfo, backend_status: BackendStatus) -> String {
+    let client_version = env!("CARGO_PKG_VERSION");
+    let h = &info.hardening;
     let mut text = format!(
-        "vault:    {} ({}, {})\n",
+        "vault:    {} ({}, {})\n\
+         backend:  {}\n",
         info.state.as_str(),
         info.backend,
-        info.vault_location
+        info.vault_location,
+        backend_status.as_str(),
     );
     if info.state == VaultState::Unlocked {
         text.push_str(&format!(
@@ -174,13 +228,22 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
     }
     text.push_str(&format!(
         "agent:    avp-agent {} (protocol {}, pid {}) on {}\n\
-         client:   avp {client_version} (protocol {PROTOCOL_VERSION})\n",
+         client:   avp {client_version} (protocol {PROTOCOL_VERSION})\n\
+         hardened: dumpable {}, core limit {}, locked memory {} of {} allowed\n\
+         audit:    {}\n",
         info.agent_version,
         info.protocol_version,
         info.pid,
         ctx.socket.display(),
+        if h.dumpable { "yes" } else { "no" },
+        limit(h.core_limit),
+        kib(h.locked_memory_bytes),
+        h.memlock_limit.map_or_else(|| "unlimited".to_owned(), kib),
+        info.audit_log
+            .as_deref()
+            .unwrap_or("none (the agent keeps no audit log)"),
     ));
-    output::print(&text)
+    text
 }
 
 pub fn discover(ctx: &Ctx) -> Result<(), Failure> {

@@ -19,7 +19,7 @@ mod secrets;
 mod transfer;
 mod unlock_prompt;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 use context::Ctx;
 use fail::Failure;
@@ -56,11 +56,45 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     }
 }
 
+/// Parses the command line. `--help` and `--version` print and exit 0; a usage error exits
+/// 2, printed by clap, or under `--json` as the JSON error document every failure uses.
+fn parse() -> Result<Cli, (Failure, bool)> {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    match parsed {
+        Ok((cli, matches)) => {
+            let json = cli.global.json;
+            cli::refuse_unused_workspace(&matches).map_err(|failure| (failure, json))?;
+            Ok(cli)
+        }
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let shown = matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if shown || !cli::json_requested() {
+                // Help and version on stdout, exit 0; a usage error as clap words it, exit 2.
+                err.exit();
+            }
+            Err((Failure::usage_from_clap(&err), true))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Before anything else, so no secret ever lives in a dumpable process.
     let hardened = harden::harden_process();
-    // clap prints usage errors itself and exits 2; --help and --version exit 0.
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err((failure, json)) => {
+            output::print_failure(&failure, json);
+            return ExitCode::from(failure.exit_code());
+        }
+    };
     let ctx = Ctx::new(cli.global);
     match hardened.and_then(|()| dispatch(&ctx, cli.command)) {
         Ok(()) => ExitCode::SUCCESS,

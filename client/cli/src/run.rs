@@ -50,9 +50,12 @@ fn fetch(ctx: &Ctx, only: &[SecretName]) -> Result<Vec<(SecretName, SecretValue)
         } else {
             only.to_vec()
         };
+        let workspace = ctx.workspace()?;
         let mut secrets = Vec::with_capacity(names.len());
         for name in names {
-            let secret = client.retrieve(session, &name, None)?;
+            let secret = client
+                .retrieve(session, &name, None)
+                .map_err(|err| crate::secrets::name_missing(err, &name, &workspace, ""))?;
             secrets.push((name, secret.value));
         }
         Ok(secrets)

@@ -23,9 +23,22 @@ fn not_found(name: &SecretName, workspace: &WorkspaceId, what: &str) -> Failure 
 }
 
 /// Replaces the agent's `SECRET_NOT_FOUND` with [`not_found`]; keeps other failures.
-fn name_missing(err: Error, name: &SecretName, ws: &WorkspaceId, what: &str) -> Failure {
+pub fn name_missing(err: Error, name: &SecretName, ws: &WorkspaceId, what: &str) -> Failure {
     match err.code() {
         Some(ErrorCode::SecretNotFound) => not_found(name, ws, what),
+        _ => Failure::Client(err),
+    }
+}
+
+/// `SECRET_NOT_FOUND` for a version that is not retained (or a secret that does not
+/// exist): `avp history` lists the versions there are, and says when there is no secret.
+fn version_missing(err: Error, name: &SecretName, ws: &WorkspaceId, version: u32) -> Failure {
+    match err.code() {
+        Some(ErrorCode::SecretNotFound) => Failure::refused(
+            ErrorCode::SecretNotFound,
+            format!("no version {version} of secret `{name}` in workspace `{ws}`"),
+            format!("list its retained versions with `avp history {name}`"),
+        ),
         _ => Failure::Client(err),
     }
 }
@@ -101,7 +114,11 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
     let value = if restore {
         None
     } else {
-        Some(input::value(args.value, name.as_str())?)
+        Some(input::value(
+            args.value,
+            name.as_str(),
+            args.empty.allow_empty,
+        )?)
     };
     let result = ctx.with_session(|client, session| {
         let value = match value {
@@ -141,14 +158,12 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
 pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
-    let what = args
-        .version
-        .map_or(String::new(), |v| format!("version {v} of "));
-    let secret = ctx.with_session(|client, session| {
-        client
-            .retrieve(session, &name, args.version)
-            .map_err(|err| name_missing(err, &name, &workspace, &what))
-    })?;
+    let secret = ctx
+        .retrieve_once(&workspace, &name, args.version)?
+        .map_err(|err| match args.version {
+            Some(version) => version_missing(err, &name, &workspace, version),
+            None => name_missing(err, &name, &workspace, ""),
+        })?;
     let value = secret.value.expose_secret();
     let doc = if ctx.json {
         let rest = json!({
@@ -188,7 +203,16 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<(), Failure> {
     }
     let workspace = ctx.workspace()?;
     let filter = context::labels(args.labels)?;
-    let secrets = ctx.with_session(|client, session| Ok(client.list_all(session, &filter)?))?;
+    let (secrets, unfiltered) = ctx.with_session(|client, session| {
+        let secrets = client.list_all(session, &filter)?;
+        // How many the workspace holds, only when a filter matched none (one more LIST).
+        let unfiltered = if secrets.is_empty() && !filter.is_empty() {
+            Some(client.list_all(session, &Labels::empty())?.len())
+        } else {
+            None
+        };
+        Ok((secrets, unfiltered))
+    })?;
     if ctx.json {
         let items: Vec<_> = secrets
             .iter()
@@ -205,6 +229,13 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<(), Failure> {
             .collect();
         return print_json(&json!({"workspace": workspace.as_str(), "secrets": items}));
     }
+    if let Some(total) = unfiltered {
+        output::note(&format!(
+            "no secret in workspace `{workspace}` carries {} (it holds {total} secret(s))",
+            output::labels_text(&filter)
+        ));
+        return Ok(());
+    }
     if secrets.is_empty() {
         output::note(&format!("no secrets in workspace `{workspace}`"));
         return Ok(());
@@ -217,10 +248,11 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<(), Failure> {
                 s.version.to_string(),
                 output::labels_text(&s.labels),
                 rfc3339(s.updated_at),
+                s.expires_at.map_or_else(|| "-".to_owned(), rfc3339),
             ]
         })
         .collect();
-    output::print_table(&["NAME", "VERSION", "LABELS", "UPDATED"], &rows)
+    output::print_table(&["NAME", "VERSION", "LABELS", "UPDATED", "EXPIRES"], &rows)
 }
 
 pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<(), Failure> {
@@ -252,7 +284,7 @@ pub fn rotate(ctx: &Ctx, args: RotateArgs) -> Result<(), Failure> {
     let value = if args.generate {
         generate::alphanumeric(args.length as usize)?
     } else {
-        input::value(args.value, name.as_str())?
+        input::value(args.value, name.as_str(), args.empty.allow_empty)?
     };
     let result = ctx.with_session(|client, session| {
         client

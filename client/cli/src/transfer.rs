@@ -20,28 +20,50 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// The largest file or stream `import` reads: room for 1,000 secrets at the protocol's
+/// 65,536-byte value limit. The whole input is held (wiped afterwards) to be checked before
+/// the first write, so an endless or huge stream must stop somewhere.
+pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// `VALUE_TOO_LARGE` for an input past [`MAX_IMPORT_BYTES`]; nothing was imported.
+fn import_too_large(path: &Path) -> Failure {
+    Failure::refused(
+        ErrorCode::ValueTooLarge,
+        format!(
+            "{} is larger than {} MiB, the most `avp import` reads",
+            path.display(),
+            MAX_IMPORT_BYTES / (1024 * 1024)
+        ),
+        "split it into smaller files and import each; nothing was imported",
+    )
+}
+
 /// Reads the whole file (or standard input for `-`) into a wiped buffer, sized once for a
-/// regular file.
+/// regular file; at most [`MAX_IMPORT_BYTES`].
 fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Failure> {
     if path == Path::new("-") {
-        return input::all_of_stdin();
+        return input::all_of_stdin(MAX_IMPORT_BYTES)?.ok_or_else(|| import_too_large(path));
     }
     let context = || format!("cannot read {}", path.display());
     let mut file = fs::File::open(path).map_err(|err| Failure::io(context(), err))?;
     let metadata = file.metadata().map_err(|err| Failure::io(context(), err))?;
     if !metadata.is_file() {
         // A pipe, FIFO or `<(…)` has no stable size: read it to its end instead.
-        return input::read_to_end(|buf| {
+        return input::read_to_end(MAX_IMPORT_BYTES, |buf| {
             loop {
                 match file.read(buf) {
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                     other => return other.map_err(|err| Failure::io(context(), err)),
                 }
             }
-        });
+        })?
+        .ok_or_else(|| import_too_large(path));
     }
     let len = metadata.len();
     let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > MAX_IMPORT_BYTES {
+        return Err(import_too_large(path));
+    }
     // One byte more than the size, so a file that grows meanwhile is noticed, not cut.
     let mut buf = Zeroizing::new(vec![0u8; len.saturating_add(1)]);
     let mut filled = 0;
@@ -172,8 +194,23 @@ fn refuse_unwritable(entries: &[(SecretName, SecretValue)]) -> Result<(), Failur
     }
 }
 
+/// The format of an export. Under `--json` standard output carries one JSON document, so
+/// an export to standard output is the JSON format and asking for dotenv there is a usage
+/// error; with `-o FILE` the file may be either, and `--json` prints the summary.
+fn export_format(ctx: &Ctx, args: &ExportArgs) -> Result<Format, Failure> {
+    match (args.format, ctx.json && args.output.is_none()) {
+        (Some(Format::Dotenv), true) => Err(Failure::usage(
+            "--json prints JSON on standard output, so it cannot carry a dotenv export",
+            "drop --json, or write the dotenv file with -o FILE, or use --format json",
+        )),
+        (_, true) => Ok(Format::Json),
+        (format, false) => Ok(format.unwrap_or(Format::Dotenv)),
+    }
+}
+
 pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
     ctx.workspace()?;
+    let format = export_format(ctx, &args)?;
     let entries = ctx.with_session(|client, session| {
         let names = client.list_all(session, &Labels::empty())?;
         let mut entries = Vec::with_capacity(names.len());
@@ -183,17 +220,17 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
         }
         Ok(entries)
     })?;
-    if matches!(args.format, Format::Dotenv) {
+    if matches!(format, Format::Dotenv) {
         refuse_unwritable(&entries)?;
     }
-    let text = output::render_secret(|out| match args.format {
+    let text = output::render_secret(|out| match format {
         Format::Dotenv => entries
             .iter()
             .try_for_each(|(name, value)| dotenv::write_entry(out, name, value.expose_secret())),
         Format::Json => jsonfile::write_all(out, &entries),
     })?;
     let Some(path) = &args.output else {
-        // The export itself is the output; --json adds no second document.
+        // The export itself is the output (JSON under --json); no second document.
         return output::write_secret(&text);
     };
     let mut file = create_private(path)?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// Number of `Request` variants. [`request_variant`] does not compile when a variant is
 /// added: give it the next index, raise this count, and add an example to [`every_request`]
 /// and an arm to [`request`].
-pub const REQUEST_VARIANTS: usize = 16;
+pub const REQUEST_VARIANTS: usize = 18;
 
 /// The index of a request's variant, by an exhaustive match.
 pub fn request_variant(request: &Request) -> usize {
@@ -28,6 +28,8 @@ pub fn request_variant(request: &Request) -> usize {
         Request::Status => 13,
         Request::ChangePassphrase { .. } => 14,
         Request::Workspaces => 15,
+        Request::RetrieveInConnectionSession { .. } => 16,
+        Request::TerminateConnectionSession => 17,
     }
 }
 
@@ -108,6 +110,11 @@ pub fn every_request_holding(secret: &[u8]) -> Vec<Request> {
             new: Passphrase::new(text),
         },
         Request::Workspaces,
+        Request::RetrieveInConnectionSession {
+            name: name("api_key"),
+            version: Some(2),
+        },
+        Request::TerminateConnectionSession,
     ]
 }
 

@@ -209,6 +209,9 @@ pub fn request() -> impl Strategy<Value = Request> {
         Just(()).prop_map(|()| Request::Status),
         (passphrase(), passphrase()).prop_map(|(old, new)| Request::ChangePassphrase { old, new }),
         Just(()).prop_map(|()| Request::Workspaces),
+        (secret_name(), option::of(any::<u32>()))
+            .prop_map(|(name, version)| Request::RetrieveInConnectionSession { name, version }),
+        Just(()).prop_map(|()| Request::TerminateConnectionSession),
     ]
 }
 

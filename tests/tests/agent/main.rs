@@ -13,6 +13,7 @@ mod lifecycle;
 mod logind;
 mod paths;
 mod pinentry;
+mod pipelined;
 mod semantics;
 mod systemd;
 mod vault_fixture;

@@ -144,7 +144,10 @@ fn ls_prints_a_table_and_filters_by_label() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    assert_eq!(columns(lines[0]), ["NAME", "VERSION", "LABELS", "UPDATED"]);
+    assert_eq!(
+        columns(lines[0]),
+        ["NAME", "VERSION", "LABELS", "UPDATED", "EXPIRES"]
+    );
     assert_eq!(columns(lines[1])[..3], ["A_WEB", "1", "env=dev"]);
     assert_eq!(columns(lines[2])[..3], ["B_DB", "1", "env=prod,team=db"]);
     assert_eq!(columns(lines[3])[..3], ["C_PLAIN", "1", "-"]);

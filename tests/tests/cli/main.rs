@@ -8,8 +8,10 @@
 mod audit;
 mod basic;
 mod confirm;
+mod edges;
 mod edit;
 mod errors;
+mod fast_get;
 mod generate;
 mod hardening;
 mod import_export;

@@ -147,8 +147,9 @@ fn init_refuses_two_different_passphrases() {
     let (code, screen) = term.finish();
     assert_eq!(code, 1);
     assert!(
-        screen
-            .contains("avp: the two passphrases differ (INVALID_REQUEST) — run the command again"),
+        screen.contains(
+            "avp: the two passphrases differ; nothing was changed — run the command again"
+        ),
         "{screen}"
     );
     avp(&agent)
@@ -233,7 +234,7 @@ fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
     assert_eq!(code, 1, "{screen}");
     assert!(
         screen.contains(
-            "avp: cancelled at the prompt (end of input); nothing was changed (INVALID_REQUEST) — run the command again when ready"
+            "avp: cancelled at the prompt (end of input); nothing was changed — run the command again when ready"
         ),
         "{screen}"
     );
@@ -247,4 +248,44 @@ fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
     assert_eq!(code, 1, "{screen}");
     assert!(screen.contains("avp: cancelled at the prompt"), "{screen}");
     avp(&agent).args(["get", "TOKEN"]).assert().code(4);
+}
+
+/// An empty new passphrase or value is refused right after the first entry (no retype), as
+/// a local mistake without a protocol code; nothing is created or stored.
+#[test]
+fn an_empty_entry_is_refused_at_once() {
+    let agent = TestAgent::start();
+    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    term.wait_for("New vault passphrase: ");
+    term.type_line("");
+    let (code, screen) = term.finish();
+    assert_eq!(code, 1, "{screen}");
+    assert!(!screen.contains("Retype"), "{screen}");
+    assert!(
+        screen.contains("avp: the passphrase is empty — choose a non-empty passphrase"),
+        "{screen}"
+    );
+    avp(&agent)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicates::str::starts_with("vault:    uninitialized"));
+
+    avp(&agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+    set(&agent, "K", b"kept");
+    let mut term = Terminal::run(&agent, "set K");
+    term.wait_for("Value of K (hidden): ");
+    term.type_line("");
+    let (code, screen) = term.finish();
+    assert_eq!(code, 1, "{screen}");
+    assert!(!screen.contains("Retype"), "{screen}");
+    assert!(
+        screen.contains("avp: the value is empty; nothing was stored — "),
+        "{screen}"
+    );
+    assert_eq!(get(&agent, "K"), b"kept");
 }

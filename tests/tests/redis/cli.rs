@@ -109,3 +109,51 @@ fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
         .success();
     assert_a_wide_workspace_lists_and_runs(&agent);
 }
+
+/// `avp status` with Redis down shows the backend's health and exits 1 with
+/// `BACKEND_UNAVAILABLE`, as every `get` then does; before, it said "unlocked, 0 secrets"
+/// and exited 0.
+#[test]
+fn status_with_redis_down_says_so_and_fails() {
+    let mut server = RedisServer::start_tcp();
+    let agent = agent_on(&server);
+    avp(&agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+    set(&agent, "A", b"1");
+    let up = run(&agent, &["status"], b"");
+    assert_eq!(code(&up), 0, "{}", text(&up.stderr));
+    assert!(
+        text(&up.stdout).contains("\nbackend:  available\n"),
+        "{}",
+        text(&up.stdout)
+    );
+
+    server.kill();
+    // The agent learns that Redis is gone from the first operation that needs it.
+    assert_eq!(code(&run(&agent, &["get", "A"], b"")), 1);
+    let down = run(&agent, &["status"], b"");
+    let (stdout, stderr) = (text(&down.stdout), text(&down.stderr));
+    assert_eq!(code(&down), 1, "{stdout}{stderr}");
+    assert!(stdout.contains("\nbackend:  unavailable\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "avp: the redis backend at {} cannot be reached, so secrets can be neither read nor \
+             written (BACKEND_UNAVAILABLE) — ",
+            server.url()
+        )),
+        "{stderr}"
+    );
+    let json = run(&agent, &["--json", "status"], b"");
+    assert_eq!(code(&json), 1);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["backend_status"], "unavailable");
+    let err: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "BACKEND_UNAVAILABLE");
+
+    server.restart();
+    assert_eq!(get(&agent, "A"), b"1");
+    assert_eq!(code(&run(&agent, &["status"], b"")), 0);
+}

@@ -8,5 +8,6 @@
 
 mod bench_args;
 mod doc_refs;
+mod no_placeholder_urls;
 mod root_skip;
 mod unsafe_confined;

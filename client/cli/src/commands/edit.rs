@@ -254,11 +254,10 @@ impl Scratch {
         if len > input::max_value_len() + 1 {
             return Err(input::too_large(len));
         }
-        let bytes = input::read_to_end(|buf| file.read(buf).map_err(cannot))?;
-        if bytes.len() > input::max_value_len() + 1 {
-            return Err(input::too_large(bytes.len()));
-        }
-        Ok(bytes)
+        let max = input::max_value_len() + 1;
+        // The file may have grown since its size was read: reading stops past `max`.
+        input::read_to_end(max, |buf| file.read(buf).map_err(cannot))?
+            .ok_or_else(|| input::too_large(max + 1))
     }
 }
 
