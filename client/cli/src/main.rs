@@ -3,15 +3,21 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod clip;
 mod code_env;
+mod complete;
 mod context;
+mod doctor;
 mod dotenv;
 mod fail;
 mod generate;
 mod harden;
+mod import_pass;
+mod import_sdk;
 mod input;
 mod jsonfile;
 mod lock_commands;
+mod man;
 mod output;
 mod run;
 mod secrets;
@@ -45,12 +51,17 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             clap_complete::generate(args.shell, &mut Cli::command(), "avp", &mut out);
             output::print(&String::from_utf8_lossy(&out))
         }
+        Command::Doctor(args) => doctor::doctor(ctx, args),
+        Command::Man(args) => man::man(ctx.json, args),
+        Command::ClipClear(args) => clip::clear_later(args),
     }
 }
 
 fn main() -> ExitCode {
     // Before anything else, so no secret ever lives in a dumpable process.
     let hardened = harden::harden_process();
+    // `COMPLETE=bash avp -- avp get AP`: the shell asks for candidates; answer and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     // clap prints usage errors itself and exits 2; --help and --version exit 0.
     let cli = Cli::parse();
     let ctx = Ctx::new(cli.global);

@@ -4,7 +4,7 @@ use crate::cli::{GetArgs, LsArgs, NameArg, RmArgs, RotateArgs, SetArgs};
 use crate::context::{self, Ctx};
 use crate::fail::Failure;
 use crate::output::{self, print_json, rfc3339, rfc3339_json};
-use crate::{generate, input};
+use crate::{clip, generate, input};
 use avp_client::{
     Error, ErrorCode, ExpiryChange, Labels, SecretName, StoreOptions, Timestamp, WorkspaceId,
 };
@@ -141,6 +141,9 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
             .map_err(|err| name_missing(err, &name, &workspace, &what))
     })?;
     let value = secret.value.expose_secret();
+    if args.clip {
+        return clip::get_to_clipboard(ctx.json, name.as_str(), value, args.clear_after);
+    }
     let doc = if ctx.json {
         let rest = json!({
             "version": secret.version,

@@ -6,11 +6,11 @@
 //!
 //! An export file is created with mode 0600 (or truncated and set to 0600 if it exists).
 
-use crate::cli::{ExportArgs, Format, ImportArgs};
+use crate::cli::{ExportArgs, Format, ImportArgs, Source};
 use crate::context::Ctx;
 use crate::fail::Failure;
 use crate::output::{self, print_json};
-use crate::{dotenv, input, jsonfile, run};
+use crate::{dotenv, import_pass, import_sdk, input, jsonfile, run};
 use avp_client::{ErrorCode, Labels, SecretName, SecretValue, StoreOptions};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -86,16 +86,76 @@ fn parse(
     ))
 }
 
+/// One secret to import: the options say what happens to its labels and expiry.
+#[derive(Debug)]
+pub struct Entry {
+    pub name: SecretName,
+    pub value: SecretValue,
+    pub options: StoreOptions,
+}
+
+/// Refuses the `import` flags that belong to another `--from` than the one given.
+fn check_flags(args: &ImportArgs) -> Result<(), Failure> {
+    let pass = args.from == Some(Source::Pass);
+    let sdk = args.from == Some(Source::AvpSdk);
+    let misplaced = [
+        (args.store.is_some() && !pass, "--store", "--from pass"),
+        (args.whole_entry && !pass, "--whole-entry", "--from pass"),
+        (
+            args.password_stdin && !sdk,
+            "--password-stdin",
+            "--from avp-sdk",
+        ),
+        (
+            args.file.is_some() && pass,
+            "FILE",
+            "a file source (--from pass reads --store DIR)",
+        ),
+    ];
+    match misplaced.into_iter().find(|(wrong, ..)| *wrong) {
+        Some((_, flag, with)) => Err(Failure::usage(
+            format!("{flag} only goes with {with}"),
+            "see `avp import --help`",
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), Failure> {
     ctx.workspace()?;
-    let bytes = read_file(&args.file)?;
-    let entries = parse(&bytes, args.format, &args.file)?;
-    drop(bytes);
+    check_flags(&args)?;
+    let entries = match args.from {
+        Some(Source::Pass) => import_pass::read_store(&args)?,
+        Some(Source::AvpSdk) => import_sdk::read_vault(ctx, &args)?,
+        None => {
+            let path = args.file.as_deref().unwrap_or(Path::new("-"));
+            let bytes = read_file(path)?;
+            let entries = parse(&bytes, args.format, path)?;
+            entries
+                .into_iter()
+                .map(|(name, value)| Entry {
+                    name,
+                    value,
+                    options: StoreOptions::default(),
+                })
+                .collect()
+        }
+    };
+    store_all(ctx, entries)
+}
+
+/// Stores every entry (already validated whole) in the workspace, and reports.
+pub fn store_all(ctx: &Ctx, entries: Vec<Entry>) -> Result<(), Failure> {
     let mut stored = Vec::with_capacity(entries.len());
     let total = entries.len();
     ctx.with_session(|client, session| {
-        for (name, value) in entries {
-            match client.store(session, &name, value, StoreOptions::default()) {
+        for Entry {
+            name,
+            value,
+            options,
+        } in entries
+        {
+            match client.store(session, &name, value, options) {
                 Ok(result) => stored.push((name, result)),
                 Err(err) if stored.is_empty() => return Err(Failure::Client(err)),
                 Err(err) => {
