@@ -29,6 +29,7 @@
 //!   `-- CMD` child.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
+//! - [`man`]: the man page `avp-agent.1`, written with `--install-man`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
 //!
 //! # Concurrency
@@ -48,7 +49,7 @@
 //!
 //! `main/start → lifecycle → server → connection → registry → cmd → state → lock_state,
 //! session, audit → error → storage → rules → avp-protocol`, with `fsutil`, `timer`, `sync`,
-//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`)
+//! `locked` and `harden` underneath; the launch modules (`daemon`, `cli`, `socket`, `units`, `man`)
 //! are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
@@ -74,6 +75,7 @@ pub mod harden;
 mod lifecycle;
 mod lock_state;
 mod locked;
+mod man;
 mod registry;
 mod rules;
 mod server;

@@ -300,6 +300,14 @@ fn units(dir: &Path) -> Check {
 
 fn audit_log(path: &Path) -> Check {
     let fix = "make it (and its directory) writable by you, or pass the agent --audit-log PATH";
+    if path.is_dir() {
+        return check(
+            "audit log",
+            Outcome::Fail,
+            format!("{} is a directory", path.display()),
+            fix,
+        );
+    }
     let target = if path.exists() {
         path
     } else {

@@ -6,10 +6,16 @@
 //! --test cli -- basic::`.
 
 mod basic;
+mod clip;
+mod completion;
+mod doctor;
 mod errors;
 mod hardening;
 mod import_export;
+mod import_pass;
+mod import_sdk;
 mod json;
+mod man_pages;
 mod quickstart;
 mod run;
 mod tty;
