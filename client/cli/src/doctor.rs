@@ -333,24 +333,30 @@ fn audit_log(path: &Path) -> Check {
     }
 }
 
-fn redis(client: &mut Client) -> Option<Check> {
-    let info = client.discover().ok()?;
-    if !info.backend.name.contains("redis") {
+fn redis(client: &mut Client, info: &StatusInfo) -> Option<Check> {
+    if !info.backend.contains("redis") {
         return None;
     }
-    Some(match info.backend.status {
-        BackendStatus::Available => ok("redis", "the Redis backend answers"),
+    // STATUS (asked just before) counts the secrets through the backend when unlocked, so
+    // DISCOVER's last known reachability is current.
+    let status = client.discover().ok()?.backend.status;
+    Some(match status {
+        BackendStatus::Available => ok("redis", format!("{} answers", info.vault_location)),
         BackendStatus::Locked => check(
             "redis",
             Outcome::Skip,
-            "the vault is locked: the agent checks Redis once unlocked",
+            "the vault is locked: the agent reaches Redis once unlocked",
             "",
         ),
-        status => check(
+        other => check(
             "redis",
             Outcome::Fail,
-            format!("the Redis backend is {}", status.as_str()),
-            "start Redis or fix --redis-url / AVP_REDIS_URL, then check `avp status`",
+            format!(
+                "{} is {} (BACKEND_UNAVAILABLE)",
+                info.vault_location,
+                other.as_str()
+            ),
+            "start Redis or fix --redis-url / AVP_REDIS_URL of the agent",
         ),
     })
 }
@@ -393,7 +399,7 @@ fn run_checks(ctx: &Ctx, args: &DoctorArgs) -> Vec<Check> {
             checks.push(versions(&info));
             checks.push(vault(&info));
             checks.push(memlock(&info));
-            checks.extend(redis(&mut client));
+            checks.extend(redis(&mut client, &info));
         }
         Err(failure) => {
             let (problem, next) = failure.problem_and_next_step();

@@ -107,3 +107,33 @@ fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
         .success();
     assert_a_wide_workspace_lists_and_runs(&agent);
 }
+
+#[test]
+fn doctor_checks_that_redis_answers() {
+    let mut server = RedisServer::start_tcp();
+    let agent = agent_on(&server);
+    agent.init();
+    let redis_check = |agent: &TestAgent| {
+        let out = run(agent, &["--json", "doctor"], b"");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+        let check = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "redis")
+            .cloned()
+            .unwrap_or_else(|| panic!("no redis check: {doc}"));
+        (code(&out), check)
+    };
+    let (_, check) = redis_check(&agent);
+    assert_eq!(check["status"], "ok", "{check}");
+    server.kill();
+    let (exit, check) = redis_check(&agent);
+    assert_eq!(exit, 1, "{check}");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["fix"].as_str().unwrap().contains("redis-url"),
+        "{check}"
+    );
+}
