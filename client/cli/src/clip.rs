@@ -184,14 +184,14 @@ fn read_back(tool: Tool) -> Option<Zeroizing<Vec<u8>>> {
     output.status.success().then_some(bytes)
 }
 
-/// `get --clip`: copies, schedules the clearing, and says so (the value is never printed).
+/// `get --clip`: copies with `tool` (from [`detect`], checked before the value is fetched), schedules the clearing, and says so (the value is never printed).
 pub fn get_to_clipboard(
     json: bool,
+    tool: Tool,
     name: &str,
     value: &[u8],
     clear_after: Duration,
 ) -> Result<(), Failure> {
-    let tool = detect().ok_or_else(no_tool)?;
     copy(tool, value)?;
     let clearer = if clear_after.is_zero() {
         None

@@ -66,8 +66,13 @@ impl std::fmt::Debug for SdkSecret {
 fn password(args: &ImportArgs) -> Result<avp_client::Passphrase, Failure> {
     if args.password_stdin {
         input::passphrase_from_stdin("avp-sdk vault password")
-    } else {
+    } else if input::stdin_is_terminal() {
         input::prompt_passphrase("avp-sdk vault password: ", false)
+    } else {
+        Err(Failure::usage(
+            "standard input is not a terminal, so avp cannot ask for the vault's password",
+            "pass --password-stdin and give the password as one line on standard input",
+        ))
     }
 }
 

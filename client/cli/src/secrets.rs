@@ -132,6 +132,11 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> Result<(), Failure> {
 pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
+    // No clipboard: refused before the value is fetched at all.
+    let clipboard = match args.clip {
+        true => Some(clip::detect().ok_or_else(clip::no_tool)?),
+        false => None,
+    };
     let what = args
         .version
         .map_or(String::new(), |v| format!("version {v} of "));
@@ -141,8 +146,8 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
             .map_err(|err| name_missing(err, &name, &workspace, &what))
     })?;
     let value = secret.value.expose_secret();
-    if args.clip {
-        return clip::get_to_clipboard(ctx.json, name.as_str(), value, args.clear_after);
+    if let Some(tool) = clipboard {
+        return clip::get_to_clipboard(ctx.json, tool, name.as_str(), value, args.clear_after);
     }
     let doc = if ctx.json {
         let rest = json!({

@@ -125,3 +125,15 @@ fn a_wrong_password_or_workspace_imports_nothing() {
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["secrets"], serde_json::json!([]));
 }
+
+#[test]
+fn without_a_terminal_the_password_must_come_with_password_stdin() {
+    let agent = TestAgent::start_initialized();
+    let out = avp(&agent)
+        .args(["import", "--from", "avp-sdk", "/nonexistent/secrets.enc"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--password-stdin"), "{stderr}");
+}
