@@ -1,4 +1,4 @@
-//! Dynamic shell completion (`source <(COMPLETE=bash avp)`, README "Shell completion"): secret
+//! Dynamic shell completion (`source <(COMPLETE=bash avp)`, README "The avp CLI"): secret
 //! names and workspaces come from the agent, asked with a short timeout.
 //!
 //! Completion runs on every Tab, so it must never get in the way: when the agent is absent,
