@@ -262,6 +262,11 @@ pub struct ImportArgs {
     #[arg(long)]
     pub whole_entry: bool,
 
+    /// With --from pass: each entry's first directory is its workspace (`work/aws` →
+    /// `aws` in workspace `work`); entries at the top of the store go into -w's
+    #[arg(long)]
+    pub workspaces_from_dirs: bool,
+
     /// With --from avp-sdk: read the vault's password as one line from standard input
     /// instead of prompting
     #[arg(long)]

@@ -5,8 +5,11 @@
 //!   every `*.gpg` file below it is an entry (hidden directories such as `.git` are skipped).
 //! - Names: the entry's path without `.gpg`, its `/` turned into `.` and every character a
 //!   secret name cannot hold into `_` — `web/github.com` → `web.github.com`,
-//!   `mail/me@example.org` → `mail.me_example.org`. A path that still makes no valid name
-//!   (it must start with a letter) or two paths that make the same name stop the import.
+//!   `mail/me@example.org` → `mail.me_example.org` — all in the workspace of `-w`. With
+//!   `--workspaces-from-dirs` the first directory is the workspace instead and the rest
+//!   the name (`work/aws/root` → `aws.root` in workspace `work`); entries at the top of the
+//!   store stay in `-w`'s. A path that still makes no valid name (it must start with a
+//!   letter) or workspace, or two paths that make the same name, stop the import.
 //! - Values: the entry's first line, without its newline — the password, which `pass -c`
 //!   copies and most tools read; `--whole-entry` keeps the whole file byte for byte (extra
 //!   lines such as `login:` or a note, and the final newline).
@@ -19,7 +22,7 @@ use crate::context;
 use crate::fail::Failure;
 use crate::input;
 use crate::transfer::Entry;
-use avp_client::{ErrorCode, SecretValue, StoreOptions};
+use avp_client::{ErrorCode, SecretValue, StoreOptions, WorkspaceId};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -85,6 +88,19 @@ fn name_for(rel: &Path) -> String {
         .collect()
 }
 
+/// With `--workspaces-from-dirs`: the first directory (if the entry is in one) and the path
+/// below it.
+fn split_workspace(rel: &Path) -> (Option<String>, PathBuf) {
+    let mut components = rel.components();
+    match (components.next(), components.as_path()) {
+        (Some(first), rest) if !rest.as_os_str().is_empty() => (
+            Some(first.as_os_str().to_string_lossy().into_owned()),
+            rest.to_path_buf(),
+        ),
+        _ => (None, rel.to_path_buf()),
+    }
+}
+
 /// Decrypts one entry with `gpg --batch --quiet --decrypt`, reading the plaintext from a
 /// pipe into a wiped buffer.
 fn decrypt(path: &Path, shown: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
@@ -147,11 +163,27 @@ pub fn read_store(args: &ImportArgs) -> Result<Vec<Entry>, Failure> {
             "check the store's path (--store DIR or PASSWORD_STORE_DIR); nothing was imported",
         ));
     }
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut by_name: BTreeMap<(Option<String>, String), PathBuf> = BTreeMap::new();
     let mut names = Vec::with_capacity(files.len());
     for rel in &files {
         let shown = rel.with_extension("").display().to_string();
-        let mapped = name_for(rel);
+        let (workspace, below) = if args.workspaces_from_dirs {
+            split_workspace(rel)
+        } else {
+            (None, rel.clone())
+        };
+        let workspace = workspace
+            .map(|ws| {
+                WorkspaceId::new(ws.clone()).map_err(|_| {
+                    Failure::refused(
+                        ErrorCode::InvalidWorkspace,
+                        format!("the pass directory `{ws}` is not a valid workspace name"),
+                        "rename it (`pass mv`) or import without --workspaces-from-dirs; nothing was imported",
+                    )
+                })
+            })
+            .transpose()?;
+        let mapped = name_for(&below);
         let name = context::name(&mapped).map_err(|_| {
             Failure::refused(
                 ErrorCode::InvalidName,
@@ -159,7 +191,8 @@ pub fn read_store(args: &ImportArgs) -> Result<Vec<Entry>, Failure> {
                 "rename the entry so it starts with a letter (`pass mv`); nothing was imported",
             )
         })?;
-        if let Some(other) = by_name.insert(mapped.clone(), rel.clone()) {
+        let key = (workspace.as_ref().map(|w| w.to_string()), mapped.clone());
+        if let Some(other) = by_name.insert(key, rel.clone()) {
             return Err(Failure::refused(
                 ErrorCode::InvalidName,
                 format!(
@@ -169,10 +202,10 @@ pub fn read_store(args: &ImportArgs) -> Result<Vec<Entry>, Failure> {
                 "rename one of them (`pass mv`); nothing was imported",
             ));
         }
-        names.push((name, shown));
+        names.push((workspace, name, shown));
     }
     let mut entries = Vec::with_capacity(files.len());
-    for (rel, (name, shown)) in files.iter().zip(names) {
+    for (rel, (workspace, name, shown)) in files.iter().zip(names) {
         let plaintext = decrypt(&dir.join(rel), &shown)?;
         let value = value_of(&plaintext, args.whole_entry);
         if value.len() > input::max_value_len() {
@@ -187,6 +220,7 @@ pub fn read_store(args: &ImportArgs) -> Result<Vec<Entry>, Failure> {
             ));
         }
         entries.push(Entry {
+            workspace,
             name,
             value,
             options: StoreOptions::default(),
@@ -207,6 +241,18 @@ mod tests {
             "mail.me_example.org"
         );
         assert_eq!(name_for(Path::new("a b/c.gpg")), "a_b.c");
+    }
+
+    #[test]
+    fn the_first_directory_can_be_the_workspace() {
+        assert_eq!(
+            split_workspace(Path::new("work/aws/root.gpg")),
+            (Some("work".into()), PathBuf::from("aws/root.gpg"))
+        );
+        assert_eq!(
+            split_workspace(Path::new("top.gpg")),
+            (None, PathBuf::from("top.gpg"))
+        );
     }
 
     #[test]

@@ -165,6 +165,7 @@ fn entry(name: &str, secret: SdkSecret, path: &Path) -> Result<Option<Entry>, Fa
         return Err(input::too_large(bytes.len()));
     }
     Ok(Some(Entry {
+        workspace: None,
         name,
         value: SecretValue::from_slice(&bytes),
         options: StoreOptions {

@@ -142,6 +142,21 @@ fn a_pass_store_imports_first_lines_under_dotted_names() {
 }
 
 #[test]
+fn workspaces_from_dirs_puts_each_top_directory_in_its_workspace() {
+    let agent = TestAgent::start_initialized();
+    let store = Store::new();
+    store.insert("work/aws/root", b"aws-pw\n");
+    store.insert("home/wifi", b"wifi-pw\n");
+    store.insert("TOP", b"top-pw\n");
+    let out = import(&agent, &store, "default", &["--workspaces-from-dirs"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(get_in(&agent, "work", "aws.root"), b"aws-pw");
+    assert_eq!(get_in(&agent, "home", "wifi"), b"wifi-pw");
+    assert_eq!(get(&agent, "TOP"), b"top-pw");
+    assert_eq!(names(&agent, "default"), ["TOP"]);
+}
+
+#[test]
 fn one_bad_entry_imports_nothing() {
     let agent = TestAgent::start_initialized();
     let store = Store::new();
