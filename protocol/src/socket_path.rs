@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// The environment variable naming the socket.
 pub const SOCKET_ENV: &str = "AVP_SOCK";
 
+/// The XDG variable naming the per-user runtime directory the socket lives in (`avp
+/// doctor` checks that directory too).
+pub const RUNTIME_DIR_ENV: &str = "XDG_RUNTIME_DIR";
+
 /// The socket to use: `explicit` if given, else from the process environment.
 pub fn resolve(explicit: Option<&Path>) -> PathBuf {
     match explicit {
@@ -29,7 +33,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> PathBuf {
     if let Some(sock) = var(SOCKET_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(sock);
     }
-    if let Some(runtime) = var("XDG_RUNTIME_DIR")
+    if let Some(runtime) = var(RUNTIME_DIR_ENV)
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
     {

@@ -11,7 +11,7 @@ use crate::cli::DoctorArgs;
 use crate::context::Ctx;
 use crate::fail::{EXIT_REFUSED, Failure};
 use crate::output::{self, print_json};
-use avp_client::{BackendStatus, Client, PROTOCOL_VERSION, StatusInfo, VaultState};
+use avp_client::{BackendStatus, Client, PROTOCOL_VERSION, StatusInfo, VaultState, socket_path};
 use nix::unistd::{AccessFlags, Uid, access};
 use serde_json::json;
 use std::fs;
@@ -85,7 +85,7 @@ fn private_dir(path: &Path) -> Result<(), String> {
 }
 
 fn runtime_dir() -> Check {
-    let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) else {
+    let Some(dir) = std::env::var_os(socket_path::RUNTIME_DIR_ENV).filter(|d| !d.is_empty()) else {
         return check(
             "runtime dir",
             Outcome::Warn,
@@ -94,6 +94,17 @@ fn runtime_dir() -> Check {
         );
     };
     let dir = PathBuf::from(dir);
+    if !dir.is_absolute() {
+        return check(
+            "runtime dir",
+            Outcome::Warn,
+            format!(
+                "XDG_RUNTIME_DIR={} is relative, so it is ignored: the socket falls back to /tmp/avp-$UID",
+                dir.display()
+            ),
+            "set XDG_RUNTIME_DIR to an absolute path, e.g. /run/user/$(id -u)",
+        );
+    }
     match private_dir(&dir) {
         Ok(()) => ok("runtime dir", format!("{} is private", dir.display())),
         Err(problem) => check(
