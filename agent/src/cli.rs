@@ -126,6 +126,15 @@ pub struct Args {
     #[arg(long, value_name = "DIR", requires = "install_units")]
     pub units_dir: Option<PathBuf>,
 
+    /// Write the man page avp-agent.1 to share/man/man1 beside this executable's bin/
+    /// directory (or --man-dir) and exit
+    #[arg(long, conflicts_with_all = ["daemon", "print_units", "install_units"])]
+    pub install_man: bool,
+
+    /// With --install-man: the directory to write it to
+    #[arg(long, value_name = "DIR", requires = "install_man")]
+    pub man_dir: Option<PathBuf>,
+
     /// Run COMMAND with AVP_SOCK set, and exit when it exits, with its status
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

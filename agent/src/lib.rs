@@ -32,6 +32,7 @@
 //! - [`logind`]: follows logind on the system D-Bus: locks on sleep and on screen lock.
 //! - [`fsutil`]: private directories, durable atomic writes, lock files.
 //! - [`units`]: the systemd user units, installed with `--install-units`.
+//! - [`man`]: the man page `avp-agent.1`, written with `--install-man`.
 //! - [`error`]: the agent's one error type and its mapping to wire codes.
 //!
 //! # Concurrency
@@ -54,7 +55,7 @@
 //! `main/start → lifecycle → logind → server → connection → registry → cmd → state → prompt →
 //! lock_state, session, audit → error → storage → rules → avp-protocol`, with `fsutil`,
 //! `timer`, `pinentry`, `sync`, `locked` and `harden` underneath; the launch modules (`daemon`,
-//! `cli`, `socket`, `units`) are used by `start` and `lifecycle` only.
+//! `cli`, `socket`, `units`, `man`) are used by `start` and `lifecycle` only.
 //! Nothing imports upward: `agent/tests/layering.rs` checks it.
 
 // `unsafe` lives only in the OS primitives (`harden`: syscalls nix wraps as unsafe, the
@@ -80,6 +81,7 @@ mod lifecycle;
 mod lock_state;
 mod locked;
 mod logind;
+mod man;
 mod pinentry;
 mod prompt;
 mod registry;

@@ -10,7 +10,7 @@ use crate::prompt::PromptSettings;
 use crate::socket::AgentSocket;
 use crate::state::{AgentState, Settings};
 use crate::storage::{BackendConfig, BackendSettings, open_key_store};
-use crate::{daemon, harden, lifecycle, units};
+use crate::{daemon, harden, lifecycle, man, units};
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -72,6 +72,18 @@ fn run(args: Args) -> Result<ExitCode> {
             };
             print!("{}", units::install(&exe, &dir)?);
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.install_man {
+        let dir = match args.man_dir {
+            Some(dir) => dir,
+            None => {
+                let exe =
+                    std::env::current_exe().context("cannot find the avp-agent executable")?;
+                man::default_dir(&exe)?
+            }
+        };
+        print!("{}", man::install(&dir)?);
         return Ok(ExitCode::SUCCESS);
     }
     harden::harden_process()?;

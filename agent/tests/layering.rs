@@ -19,6 +19,7 @@ const LEVELS: &[(&str, u8)] = &[
     ("lifecycle", 90),
     ("daemon", 80),
     ("units", 80),
+    ("man", 80),
     ("cli", 75),
     ("socket", 75),
     // The logind watcher: started by lifecycle, it locks through the state's lock state;

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// The environment variable naming the socket.
 pub const SOCKET_ENV: &str = "AVP_SOCK";
 
+/// The XDG variable naming the per-user runtime directory the socket lives in (`avp
+/// doctor` checks that directory too).
+pub const RUNTIME_DIR_ENV: &str = "XDG_RUNTIME_DIR";
+
 /// The socket to use: `explicit` if given, else from the process environment.
 pub fn resolve(explicit: Option<&Path>) -> PathBuf {
     match explicit {
@@ -42,7 +46,7 @@ pub fn runtime_dir() -> Option<PathBuf> {
 }
 
 fn runtime_dir_from(var: &impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
-    var("XDG_RUNTIME_DIR")
+    var(RUNTIME_DIR_ENV)
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
 }

@@ -4,8 +4,10 @@ pub use crate::commands::audit::AuditArgs;
 pub use crate::commands::copy::CopyArgs;
 pub use crate::commands::edit::EditArgs;
 pub use crate::commands::restore::RestoreArgs;
+use crate::complete;
 use crate::generate::Charset;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -45,7 +47,8 @@ pub struct Global {
         global = true,
         env = "AVP_WORKSPACE",
         value_name = "WS",
-        help_heading = "Global options"
+        help_heading = "Global options",
+        add = ArgValueCompleter::new(complete::workspaces)
     )]
     pub workspace: Option<String>,
 
@@ -111,8 +114,18 @@ pub enum Command {
     /// Run a command with the workspace's secrets in its environment
     #[command(override_usage = "avp run [OPTIONS] -- <CMD> [ARGS]...")]
     Run(RunArgs),
-    /// Print a shell completion script
+    /// Print a shell completion script (subcommands and flags; for secret names too, see
+    /// `COMPLETE=bash avp` in the README)
     Completions(CompletionsArgs),
+    /// Check the setup (agent, versions, permissions, limits, units, audit log, Redis): one
+    /// line per check with the fix; exits 1 if any check fails
+    Doctor(DoctorArgs),
+    /// Write the man pages (avp.1 and one page per subcommand) to a directory
+    Man(ManArgs),
+    /// Internal: clears the clipboard after `get --clip`'s delay if it still holds the value
+    /// (read from standard input, never the command line)
+    #[command(name = "__clip-clear", hide = true)]
+    ClipClear(ClipClearArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,12 +175,14 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct NameArg {
     /// The secret's name: an ASCII letter, then letters, digits, '_', '.' or '-'
+    #[arg(add = ArgValueCompleter::new(complete::secret_names))]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// The secret's name
+    #[arg(add = ArgValueCompleter::new(complete::secret_names))]
     pub name: String,
 
     /// The value; omitted or '-': read from standard input — all of it, byte for byte
@@ -229,11 +244,23 @@ pub struct SetArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// The secret's name
+    #[arg(add = ArgValueCompleter::new(complete::secret_names))]
     pub name: String,
 
     /// A retained older version instead of the current one
     #[arg(long, value_name = "N")]
     pub version: Option<u32>,
+
+    /// Copy the value to the clipboard (wl-copy, xclip or xsel, whichever the session has)
+    /// instead of printing it
+    #[arg(short = 'c', long)]
+    pub clip: bool,
+
+    /// With --clip: clear the clipboard after this long if it still holds the value (e.g.
+    /// 45s, 2m; 0 = never)
+    #[arg(long, value_name = "DUR", default_value = "45s", requires = "clip",
+          value_parser = humantime::parse_duration)]
+    pub clear_after: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +282,7 @@ pub struct LsArgs {
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// The secret's name
+    #[arg(add = ArgValueCompleter::new(complete::secret_names))]
     pub name: String,
 
     /// Succeed even if the secret does not exist, and do not ask for confirmation
@@ -269,6 +297,7 @@ pub struct RmArgs {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The secret's name
+    #[arg(add = ArgValueCompleter::new(complete::secret_names))]
     pub name: String,
 
     /// The new value; omitted or '-': read from standard input, as for `set`
@@ -298,14 +327,49 @@ pub enum Format {
     Json,
 }
 
+/// Where `import --from` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// A `pass` password store: every `.gpg` file, decrypted with your gpg
+    Pass,
+    /// The Python AVP SDK's FileBackend vault file (PBKDF2-SHA256 and Fernet)
+    #[value(name = "avp-sdk")]
+    AvpSdk,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file to read ('-': standard input)
-    pub file: PathBuf,
+    /// The file to read ('-': standard input); with --from avp-sdk, the SDK's vault file
+    #[arg(required_unless_present = "from")]
+    pub file: Option<PathBuf>,
 
     /// The file's format
-    #[arg(long, value_enum, default_value_t = Format::Dotenv)]
+    #[arg(long, value_enum, default_value_t = Format::Dotenv, conflicts_with = "from")]
     pub format: Format,
+
+    /// Import from another secrets store instead of a dotenv or JSON file
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub from: Option<Source>,
+
+    /// With --from pass: the password store [default: $PASSWORD_STORE_DIR, else
+    /// ~/.password-store]
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// With --from pass: keep each entry whole, byte for byte, instead of its first line
+    /// (the password, as `pass -c` copies it)
+    #[arg(long)]
+    pub whole_entry: bool,
+
+    /// With --from pass: each entry's first directory is its workspace (`work/aws` →
+    /// `aws` in workspace `work`); entries at the top of the store go into -w's
+    #[arg(long)]
+    pub workspaces_from_dirs: bool,
+
+    /// With --from avp-sdk: read the vault's password as one line from standard input
+    /// instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -322,7 +386,8 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Pass only this secret (repeatable); default: every secret of the workspace
-    #[arg(long = "only", value_name = "NAME")]
+    #[arg(long = "only", value_name = "NAME",
+          add = ArgValueCompleter::new(complete::secret_names))]
     pub only: Vec<String>,
 
     /// The command and its arguments (after `--`, so its own options stay its own)
@@ -362,6 +427,8 @@ const VAULT_COMMANDS: &[&str] = &[
     "discover",
     "completions",
     "workspaces",
+    "doctor",
+    "man",
 ];
 
 /// Refuses `-w/--workspace` on the command line of a command that has no workspace.
@@ -381,6 +448,32 @@ pub fn refuse_unused_workspace(matches: &clap::ArgMatches) -> Result<(), crate::
         ));
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The audit log the agent writes [default: $XDG_STATE_HOME/avp/audit.jsonl]
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// The directory holding the systemd user units [default: ~/.config/systemd/user]
+    #[arg(long, value_name = "DIR")]
+    pub units_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages [default: share/man/man1 beside the directory of the avp
+    /// executable, e.g. ~/.cargo/share/man/man1, which `man` searches for ~/.cargo/bin]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClipClearArgs {
+    /// Seconds to wait before clearing
+    #[arg(long, value_name = "SECONDS")]
+    pub after: u64,
 }
 
 /// `K=V` → `(K, V)`; the key must not be empty (the agent checks the lengths).

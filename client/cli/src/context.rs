@@ -122,9 +122,17 @@ impl Ctx {
         &self,
         f: impl FnOnce(&mut Client, &Session) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let workspace = self.workspace()?;
+        self.with_session_in(&self.workspace()?, f)
+    }
+
+    /// [`Ctx::with_session`] on another workspace than `-w`'s.
+    pub fn with_session_in<T>(
+        &self,
+        workspace: &WorkspaceId,
+        f: impl FnOnce(&mut Client, &Session) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         let mut client = self.connect()?;
-        let session = self.open_session(&mut client, &workspace)?;
+        let session = self.open_session(&mut client, workspace)?;
         let result = f(&mut client, &session);
         // The agent would expire it anyway; a failure to end it early changes nothing.
         let _ = client.terminate(session);

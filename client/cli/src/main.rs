@@ -3,16 +3,22 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod clip;
 mod code_env;
 mod commands;
+mod complete;
 mod context;
+mod doctor;
 mod dotenv;
 mod fail;
 mod generate;
 mod harden;
+mod import_pass;
+mod import_sdk;
 mod input;
 mod jsonfile;
 mod lock_commands;
+mod man;
 mod output;
 mod run;
 mod secrets;
@@ -53,6 +59,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             clap_complete::generate(args.shell, &mut Cli::command(), "avp", &mut out);
             output::print(&String::from_utf8_lossy(&out))
         }
+        Command::Doctor(args) => doctor::doctor(ctx, args),
+        Command::Man(args) => man::man(ctx.json, args),
+        Command::ClipClear(args) => clip::clear_later(args),
     }
 }
 
@@ -88,6 +97,8 @@ fn parse() -> Result<Cli, (Failure, bool)> {
 fn main() -> ExitCode {
     // Before anything else, so no secret ever lives in a dumpable process.
     let hardened = harden::harden_process();
+    // `COMPLETE=bash avp -- avp get AP`: the shell asks for candidates; answer and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match parse() {
         Ok(cli) => cli,
         Err((failure, json)) => {

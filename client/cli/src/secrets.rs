@@ -4,7 +4,7 @@ use crate::cli::{GetArgs, LsArgs, NameArg, RmArgs, RotateArgs, SetArgs};
 use crate::context::{self, Ctx};
 use crate::fail::Failure;
 use crate::output::{self, print_json, rfc3339, rfc3339_json};
-use crate::{generate, input};
+use crate::{clip, generate, input};
 use avp_client::{
     Error, ErrorCode, ExpiryChange, Labels, SecretName, StoreOptions, Timestamp, WorkspaceId,
 };
@@ -158,6 +158,11 @@ pub fn set(ctx: &Ctx, mut args: SetArgs) -> Result<(), Failure> {
 pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
+    // No clipboard: refused before the value is fetched at all.
+    let clipboard = match args.clip {
+        true => Some(clip::detect().ok_or_else(clip::no_tool)?),
+        false => None,
+    };
     let secret = ctx
         .retrieve_once(&workspace, &name, args.version)?
         .map_err(|err| match args.version {
@@ -165,6 +170,9 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> Result<(), Failure> {
             None => name_missing(err, &name, &workspace, ""),
         })?;
     let value = secret.value.expose_secret();
+    if let Some(tool) = clipboard {
+        return clip::get_to_clipboard(ctx.json, tool, name.as_str(), value, args.clear_after);
+    }
     let doc = if ctx.json {
         let rest = json!({
             "version": secret.version,

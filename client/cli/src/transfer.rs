@@ -6,12 +6,12 @@
 //!
 //! An export file is created with mode 0600 (or truncated and set to 0600 if it exists).
 
-use crate::cli::{ExportArgs, Format, ImportArgs};
+use crate::cli::{ExportArgs, Format, ImportArgs, Source};
 use crate::context::Ctx;
 use crate::fail::Failure;
 use crate::output::{self, print_json};
-use crate::{dotenv, input, jsonfile, run};
-use avp_client::{ErrorCode, Labels, SecretName, SecretValue, StoreOptions};
+use crate::{dotenv, import_pass, import_sdk, input, jsonfile, run};
+use avp_client::{ErrorCode, Labels, SecretName, SecretValue, StoreOptions, WorkspaceId};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -108,44 +108,128 @@ fn parse(
     ))
 }
 
+/// One secret to import: the options say what happens to its labels and expiry.
+#[derive(Debug)]
+pub struct Entry {
+    /// `None`: the workspace of `-w`.
+    pub workspace: Option<WorkspaceId>,
+    pub name: SecretName,
+    pub value: SecretValue,
+    pub options: StoreOptions,
+}
+
+/// Refuses the `import` flags that belong to another `--from` than the one given.
+fn check_flags(args: &ImportArgs) -> Result<(), Failure> {
+    let pass = args.from == Some(Source::Pass);
+    let sdk = args.from == Some(Source::AvpSdk);
+    let misplaced = [
+        (args.store.is_some() && !pass, "--store", "--from pass"),
+        (args.whole_entry && !pass, "--whole-entry", "--from pass"),
+        (
+            args.workspaces_from_dirs && !pass,
+            "--workspaces-from-dirs",
+            "--from pass",
+        ),
+        (
+            args.password_stdin && !sdk,
+            "--password-stdin",
+            "--from avp-sdk",
+        ),
+        (
+            args.file.is_some() && pass,
+            "FILE",
+            "a file source (--from pass reads --store DIR)",
+        ),
+    ];
+    match misplaced.into_iter().find(|(wrong, ..)| *wrong) {
+        Some((_, flag, with)) => Err(Failure::usage(
+            format!("{flag} only goes with {with}"),
+            "see `avp import --help`",
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<(), Failure> {
     ctx.workspace()?;
-    let bytes = read_file(&args.file)?;
-    let entries = parse(&bytes, args.format, &args.file)?;
-    drop(bytes);
-    let mut stored = Vec::with_capacity(entries.len());
+    check_flags(&args)?;
+    let entries = match args.from {
+        Some(Source::Pass) => import_pass::read_store(&args)?,
+        Some(Source::AvpSdk) => import_sdk::read_vault(ctx, &args)?,
+        None => {
+            let path = args.file.as_deref().unwrap_or(Path::new("-"));
+            let bytes = read_file(path)?;
+            let entries = parse(&bytes, args.format, path)?;
+            entries
+                .into_iter()
+                .map(|(name, value)| Entry {
+                    workspace: None,
+                    name,
+                    value,
+                    options: StoreOptions::default(),
+                })
+                .collect()
+        }
+    };
+    store_all(ctx, entries)
+}
+
+/// Stores every entry (already validated whole), one session per workspace, and reports.
+pub fn store_all(ctx: &Ctx, entries: Vec<Entry>) -> Result<(), Failure> {
+    let default = ctx.workspace()?;
     let total = entries.len();
-    ctx.with_session(|client, session| {
-        for (name, value) in entries {
-            match client.store(session, &name, value, StoreOptions::default()) {
-                Ok(result) => stored.push((name, result)),
-                Err(err) if stored.is_empty() => return Err(Failure::Client(err)),
-                Err(err) => {
-                    let (problem, next) = err.problem_and_next_step();
-                    return Err(Failure::Refused {
-                        code: err.code().unwrap_or(ErrorCode::BackendError),
-                        problem: format!(
-                            "import stopped at `{name}` after {} of {total} secrets: {problem}",
-                            stored.len()
-                        ),
-                        next: next.unwrap_or_else(|| "fix the problem and import again".into()),
-                    });
+    let mut by_workspace: BTreeMap<WorkspaceId, Vec<Entry>> = BTreeMap::new();
+    for entry in entries {
+        let ws = entry.workspace.clone().unwrap_or_else(|| default.clone());
+        by_workspace.entry(ws).or_default().push(entry);
+    }
+    let mut stored = Vec::with_capacity(total);
+    for (workspace, entries) in &mut by_workspace {
+        ctx.with_session_in(workspace, |client, session| {
+            for Entry {
+                name,
+                value,
+                options,
+                ..
+            } in std::mem::take(entries)
+            {
+                match client.store(session, &name, value, options) {
+                    Ok(result) => stored.push((workspace.clone(), name, result)),
+                    Err(err) if stored.is_empty() => return Err(Failure::Client(err)),
+                    Err(err) => {
+                        let (problem, next) = err.problem_and_next_step();
+                        return Err(Failure::Refused {
+                            code: err.code().unwrap_or(ErrorCode::BackendError),
+                            problem: format!(
+                                "import stopped at `{name}` after {} of {total} secrets: {problem}",
+                                stored.len()
+                            ),
+                            next: next.unwrap_or_else(|| "fix the problem and import again".into()),
+                        });
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
     if ctx.json {
         let secrets: Vec<_> = stored
             .iter()
-            .map(|(name, r)| json!({"name": name.as_str(), "version": r.version, "created": r.created}))
+            .map(|(ws, name, r)| {
+                json!({"name": name.as_str(), "version": r.version, "created": r.created,
+                       "workspace": ws.as_str()})
+            })
             .collect();
         return print_json(&json!({"imported": stored.len(), "secrets": secrets}));
     }
+    let workspaces: Vec<&str> = by_workspace.keys().map(WorkspaceId::as_str).collect();
+    let into = match workspaces.as_slice() {
+        [one] => format!("workspace {one}"),
+        many => format!("workspaces {}", many.join(", ")),
+    };
     output::print(&format!(
-        "imported {} secret(s) into workspace {}\n",
-        stored.len(),
-        ctx.workspace()?
+        "imported {} secret(s) into {into}\n",
+        stored.len()
     ))
 }
 

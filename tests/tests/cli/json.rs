@@ -185,7 +185,7 @@ fn import_and_export_summaries() {
     assert_eq!(doc["imported"], 2);
     assert_eq!(
         doc["secrets"][0],
-        serde_json::json!({"name": "A", "version": 1, "created": true})
+        serde_json::json!({"name": "A", "version": 1, "created": true, "workspace": "default"})
     );
     let out_file = dir.path().join("out.json");
     let doc = json(

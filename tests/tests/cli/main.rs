@@ -7,7 +7,10 @@
 
 mod audit;
 mod basic;
+mod clip;
+mod completion;
 mod confirm;
+mod doctor;
 mod edges;
 mod edit;
 mod errors;
@@ -15,8 +18,11 @@ mod fast_get;
 mod generate;
 mod hardening;
 mod import_export;
+mod import_pass;
+mod import_sdk;
 mod json;
 mod lock_reasons;
+mod man_pages;
 mod quickstart;
 mod restore_copy;
 mod run;

@@ -157,3 +157,33 @@ fn status_with_redis_down_says_so_and_fails() {
     assert_eq!(get(&agent, "A"), b"1");
     assert_eq!(code(&run(&agent, &["status"], b"")), 0);
 }
+
+#[test]
+fn doctor_checks_that_redis_answers() {
+    let mut server = RedisServer::start_tcp();
+    let agent = agent_on(&server);
+    agent.init();
+    let redis_check = |agent: &TestAgent| {
+        let out = run(agent, &["--json", "doctor"], b"");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+        let check = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "redis")
+            .cloned()
+            .unwrap_or_else(|| panic!("no redis check: {doc}"));
+        (code(&out), check)
+    };
+    let (_, check) = redis_check(&agent);
+    assert_eq!(check["status"], "ok", "{check}");
+    server.kill();
+    let (exit, check) = redis_check(&agent);
+    assert_eq!(exit, 1, "{check}");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["fix"].as_str().unwrap().contains("redis-url"),
+        "{check}"
+    );
+}
