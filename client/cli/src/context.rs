@@ -79,15 +79,20 @@ impl Ctx {
         Ok(client.authenticate_with(workspace, AGENT_ID, Some(SESSION_TTL_SECONDS))?)
     }
 
-    /// Asks for the passphrase on the terminal and unlocks, when there is a terminal and
-    /// prompts are allowed; `false` when there is neither (the caller reports `VAULT_LOCKED`).
-    fn unlock_at_terminal(&self, client: &mut Client) -> Result<bool, Failure> {
-        let tty = if self.no_prompt {
+    /// The terminal to ask for the passphrase on, when there is one and prompts are
+    /// allowed; `None` means a locked vault is reported as `VAULT_LOCKED` (exit 4).
+    fn prompt_terminal(&self) -> Option<std::fs::File> {
+        if self.no_prompt {
             None
         } else {
             unlock_prompt::terminal()
-        };
-        let Some(tty) = tty else {
+        }
+    }
+
+    /// Asks for the passphrase on the terminal and unlocks; `false` when there is no
+    /// terminal to ask on (see [`Ctx::prompt_terminal`]).
+    fn unlock_at_terminal(&self, client: &mut Client) -> Result<bool, Failure> {
+        let Some(tty) = self.prompt_terminal() else {
             return Ok(false);
         };
         unlock_prompt::unlock_on_terminal(&self.socket, client, tty)?;
@@ -105,14 +110,14 @@ impl Ctx {
     ) -> Result<Result<avp_client::Secret, avp_client::Error>, Failure> {
         let read = || Client::retrieve_once(&self.socket, workspace, AGENT_ID, name, version);
         match read() {
-            Err(avp_client::Error::VaultLocked) => {
-                let mut client = self.connect()?;
-                if self.unlock_at_terminal(&mut client)? {
+            Err(avp_client::Error::VaultLocked) => match self.prompt_terminal() {
+                Some(tty) => {
+                    let mut client = self.connect()?;
+                    unlock_prompt::unlock_on_terminal(&self.socket, &mut client, tty)?;
                     Ok(read())
-                } else {
-                    Ok(Err(avp_client::Error::VaultLocked))
                 }
-            }
+                None => Ok(Err(avp_client::Error::VaultLocked)),
+            },
             other => Ok(other),
         }
     }

@@ -60,7 +60,8 @@ fn audit_shows_the_log_as_a_table_and_filters_it() {
     let cells: Vec<&str> = retrieve.split_whitespace().collect();
     assert_eq!(
         &cells[2..6],
-        ["RETRIEVE", "OK", "default", "API_KEY"],
+        // `avp get` reads in one write (PROTOCOL.md §6.17), audited under that name.
+        ["RETRIEVE_IN_CONNECTION_SESSION", "OK", "default", "API_KEY"],
         "{retrieve}"
     );
     assert!(
