@@ -85,7 +85,7 @@ def store(
     name: str,
     value: Bytesish,
     labels: Optional[Dict[str, str]],
-    expires_at: Union[datetime, None, _wire._Null],
+    expires_at: Union[datetime, None, object],
 ) -> Op[StoreResult]:
     fields = {
         "session_id": session_id,
