@@ -129,3 +129,30 @@ def test_no_agent_is_a_clear_error(tmp_path):
     assert "no agent answers on" in str(info.value)
     assert "no socket there" in str(info.value)
     assert isinstance(info.value, ConnectionError)
+
+
+def test_a_hung_agent_is_a_timeout_not_a_hang(tmp_path):
+    import asyncio
+    import os
+    import socket
+
+    import avp_agent.aio
+
+    os.chmod(tmp_path, 0o700)
+    path = str(tmp_path / "hung.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)  # accepts (in the backlog) and never answers
+    try:
+        client = avp_agent.Client(path, timeout=0.2)
+        with pytest.raises(errors.NoAgentError, match="did not answer in time"):
+            client.status()
+
+        async def ask():
+            agent = await avp_agent.aio.Client.connect(path, timeout=0.2)
+            await agent.status()
+
+        with pytest.raises(errors.NoAgentError, match="did not answer in time"):
+            asyncio.run(ask())
+    finally:
+        listener.close()

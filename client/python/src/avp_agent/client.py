@@ -3,6 +3,7 @@ client safe to share between threads)."""
 
 import os
 import socket
+import struct
 import threading
 from datetime import datetime
 from types import TracebackType
@@ -49,6 +50,17 @@ def connect_error(path: str, err: OSError) -> NoAgentError:
     return NoAgentError(path, reason)
 
 
+def _set_timeout(sock: socket.socket, seconds: Optional[float]) -> None:
+    """A kernel timeout (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket: Python's own
+    ``settimeout`` would poll() before every read and write, a syscall per call that the
+    round trip does not need. ``None``: wait forever."""
+    whole = int(seconds or 0)
+    micros = int(((seconds or 0) - whole) * 1_000_000)
+    value = struct.pack("ll", whole, micros)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 def too_long(path: str) -> ProtocolError:
     return ProtocolError(
         f"the agent on {path} sent a line over {_wire.MAX_LINE} bytes — "
@@ -83,7 +95,7 @@ class Client:
             raise
         # No HELLO: it is optional on the JSON wire (PROTOCOL.md §12.3) and would cost a
         # round trip on every connection; the JSON fields this client uses are stable.
-        self._sock.settimeout(timeout)
+        _set_timeout(self._sock, timeout)
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -91,22 +103,22 @@ class Client:
         """Sends ``op``'s line, reads one answer line, parses it; wipes both buffers."""
         with self._lock:
             if timeout is not False:
-                self._sock.settimeout(timeout)  # type: ignore[arg-type]
+                _set_timeout(self._sock, timeout)  # type: ignore[arg-type]
             try:
                 try:
                     self._sock.sendall(op.line)
                 finally:
                     _wire.wipe(op.line)
                 line = self._read_line()
-            except socket.timeout:
+            except (BlockingIOError, socket.timeout):  # SO_RCVTIMEO / SO_SNDTIMEO ran out
                 self.close()
                 raise NoAgentError(self.socket_path, "it did not answer in time") from None
             except OSError as err:
                 self.close()
                 raise NoAgentError(self.socket_path, f"the connection broke: {err.strerror}") from None
             finally:
-                if timeout is not False:
-                    self._sock.settimeout(self._timeout)
+                if timeout is not False and self._sock.fileno() >= 0:
+                    _set_timeout(self._sock, self._timeout)
             try:
                 return op.parse(_wire.parse_answer(line))
             finally:

@@ -1,0 +1,156 @@
+"""The JSON-lines wire (PROTOCOL.md, "JSON wire"): one JSON object per line each way.
+
+A request line is built in a ``bytearray`` with the secret (a value or a passphrase) spliced
+in last, so the buffer that held it can be wiped after sending; an answer line is read into a
+``bytearray`` and wiped after parsing. Python cannot wipe the ``str``/``bytes`` objects that
+``json`` and ``base64`` make on the way (they are immutable): see the README's limits.
+"""
+
+import base64
+import binascii
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Generic, Iterable, Optional, Tuple, TypeVar, Union
+
+from .errors import ERRORS_BY_CODE, AVPError, InvalidRequestError, ProtocolError, from_code
+
+T = TypeVar("T")
+
+#: The longest line either side sends (PROTOCOL.md: the same 1 MiB as a bincode frame).
+MAX_LINE = 1 << 20
+
+Bytesish = Union[bytes, bytearray, memoryview]
+
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+
+class Op(Generic[T]):
+    """A request line and how to read its answer."""
+
+    __slots__ = ("line", "parse")
+
+    def __init__(self, line: bytearray, parse: Callable[[Dict[str, Any]], T]) -> None:
+        self.line = line
+        self.parse = parse
+
+
+def wipe(buffer: Union[bytearray, memoryview]) -> None:
+    """Overwrites a mutable buffer with zeros."""
+    buffer[:] = bytes(len(buffer))
+
+
+class _Null:
+    """A field sent as JSON ``null`` (STORE's ``expires_at``: null clears, absent keeps)."""
+
+    def __repr__(self) -> str:
+        return "CLEAR"
+
+
+NULL = _Null()
+
+
+def request(
+    op: str,
+    fields: Dict[str, Any],
+    values: Iterable[Tuple[str, Bytesish]] = (),
+    passphrases: Iterable[Tuple[str, Bytesish]] = (),
+) -> bytearray:
+    """The line for ``op`` with ``fields`` (None left out, :data:`NULL` as ``null``), then the
+    secrets spliced in last: ``values`` base64-encoded (§12.5.3), ``passphrases`` as JSON
+    strings (§12.5.4)."""
+    body: Dict[str, Any] = {"op": op}
+    for key, field in fields.items():
+        if field is NULL:
+            body[key] = None
+        elif field is not None:
+            body[key] = field
+    head = _dumps(body)
+    line = bytearray(head[:-1].encode("ascii"))
+    for key, secret, encode in [(k, v, _base64) for k, v in values] + [
+        (k, v, _json_string_body) for k, v in passphrases
+    ]:
+        line += b',"'
+        line += key.encode("ascii")
+        line += b'":"'
+        line += encode(secret)
+        line += b'"'
+    line += b"}\n"
+    return line
+
+
+def _base64(secret: Bytesish) -> bytes:
+    return binascii.b2a_base64(secret, newline=False)
+
+
+def _json_string_body(secret: Bytesish) -> bytes:
+    """A UTF-8 passphrase as the inside of a JSON string."""
+    try:
+        text = bytes(secret).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("a passphrase must be UTF-8 text — type it again") from None
+    return json.dumps(text, ensure_ascii=True)[1:-1].encode("ascii")
+
+
+def parse_answer(line: Bytesish) -> Dict[str, Any]:
+    """The answer object; an error answer raises its code's exception."""
+    try:
+        answer = json.loads(bytes(line) if isinstance(line, memoryview) else line)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ProtocolError(
+            f"the agent sent a line that is not JSON ({err.__class__.__name__}) — "
+            "restart the agent; if it persists, report a bug"
+        ) from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise ProtocolError(
+            "the agent sent an answer without `ok` — restart the agent; if it persists, report a bug"
+        )
+    if answer["ok"] is True:
+        return answer
+    error = answer.get("error") or {}
+    raise from_code(str(error.get("code", "PROTOCOL_ERROR")), str(error.get("message", "")))
+
+
+# --- field conversions ---------------------------------------------------------------------
+
+
+def time_from(text: Optional[str]) -> Optional[datetime]:
+    """An RFC 3339 UTC time (``2030-03-17T17:46:40Z``) as an aware datetime."""
+    if text is None:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def time_to(when: Optional[datetime]) -> Optional[str]:
+    """An aware datetime (naive ones are taken as UTC, as avp-sdk makes them) as RFC 3339."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def value_from(text: str) -> bytes:
+    """A base64 value."""
+    return base64.b64decode(text, validate=True)
+
+
+def refusal(frame: bytes) -> AVPError:
+    """The error in a bincode ``Error`` frame (§7.16): ``00 00 00 n``, ``0f``, the code's
+    index (§8), the message's varint length, the message."""
+    codes = list(ERRORS_BY_CODE)
+    try:
+        payload = frame[4 : 4 + int.from_bytes(frame[:4], "big")]
+        if payload[0] != 0x0F or payload[1] >= len(codes):
+            raise IndexError
+        length, at = payload[2], 3
+        if length == 0xFB:
+            length, at = int.from_bytes(payload[3:5], "little"), 5
+        message = payload[at : at + length].decode("utf-8", "replace")
+        return from_code(codes[payload[1]], message)
+    except IndexError:
+        return ProtocolError(
+            "the agent refused the connection with an unreadable frame — "
+            "restart the agent; if it persists, report a bug"
+        )
