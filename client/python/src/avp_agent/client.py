@@ -82,6 +82,7 @@ class Client:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._buffer = bytearray()
+        self._chunk = bytearray(65536)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.connect(self.socket_path)
@@ -125,7 +126,9 @@ class Client:
                 _wire.wipe(line)
 
     def _read_line(self) -> bytearray:
-        buffer = self._buffer
+        """The next answer line (without its newline). Bytes arrive through one reusable
+        chunk buffer, wiped after each read, so no immutable copy of an answer is made here."""
+        buffer, chunk = self._buffer, self._chunk
         start = 0
         while True:
             if buffer[:1] == b"\0":
@@ -133,20 +136,22 @@ class Client:
             end = buffer.find(b"\n", start)
             if end >= 0:
                 line = buffer[:end]
-                # Move what follows (nothing, with one request at a time) and wipe the rest.
+                # Keep what follows (nothing, with one request at a time); wipe the rest.
                 rest = len(buffer) - end - 1
-                buffer[: rest] = buffer[end + 1 :]
-                _wire.wipe(memoryview(buffer)[rest:])
+                buffer[:rest] = buffer[end + 1 :]
+                buffer[rest:] = bytes(len(buffer) - rest)
                 del buffer[rest:]
                 return line
             if len(buffer) > _wire.MAX_LINE:
                 self.close()
                 raise too_long(self.socket_path)
             start = len(buffer)
-            chunk = self._sock.recv(65536)
-            if not chunk:
+            n = self._sock.recv_into(chunk)
+            if not n:
                 raise OSError(0, "the agent closed the connection")
-            buffer += chunk
+            with memoryview(chunk) as view:
+                buffer += view[:n]
+            chunk[:n] = bytes(n)
 
     def _raise_refusal(self) -> None:
         """The agent refused the connection before knowing its codec and sent one bincode
@@ -167,6 +172,7 @@ class Client:
         terminated)."""
         self._sock.close()
         _wire.wipe(self._buffer)
+        _wire.wipe(self._chunk)
 
     def __enter__(self) -> "Client":
         return self
