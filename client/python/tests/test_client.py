@@ -44,11 +44,13 @@ def test_init_lock_unlock_and_change_passphrase(fresh_agent):
         with pytest.raises(errors.VaultLockedError) as locked:
             c.authenticate("default")
         assert locked.value.code == "VAULT_LOCKED"
-        with pytest.raises(errors.SessionTerminatedError):
+        with pytest.raises(errors.VaultLockedError):  # the vault is checked before the session
             c.retrieve(session, "k")
         with pytest.raises(errors.AuthenticationFailedError):
             c.unlock(b"wrong")
         c.unlock(PASSPHRASE)
+        with pytest.raises(errors.SessionTerminatedError):  # locking ended it
+            c.retrieve(session, "k")
         c.change_passphrase(PASSPHRASE, "é new".encode())
         c.lock()
         c.unlock("é new".encode())
