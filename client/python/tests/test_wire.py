@@ -52,3 +52,15 @@ def test_error_answers_raise_their_class():
     assert unknown.value.code == "FUTURE_CODE"
     with pytest.raises(errors.ProtocolError):
         _wire.parse_answer(b"not json")
+
+
+def test_strings_that_need_escaping_cannot_break_the_line():
+    for name in ('a","version":9', "line\nbreak", "back\\slash", "é", "\x00"):
+        line = _ops.retrieve("avp_sess_x", name, None).line
+        assert line.count(b"\n") == 1
+        assert json.loads(line) == {"op": "RETRIEVE", "session_id": "avp_sess_x", "name": name}
+    line = _ops.authenticate("team/job", 60, "ci runner: 1", True).line
+    assert json.loads(line) == {
+        "op": "AUTHENTICATE", "workspace": "team/job", "agent_id": "ci runner: 1",
+        "ttl_seconds": 60, "wait_for_unlock": True,
+    }

@@ -129,6 +129,18 @@ class Client:
         """The next answer line (without its newline). Bytes arrive through one reusable
         chunk buffer, wiped after each read, so no immutable copy of an answer is made here."""
         buffer, chunk = self._buffer, self._chunk
+        if not buffer:
+            # The usual case: the whole answer arrives in one read.
+            n = self._sock.recv_into(chunk)
+            if n and chunk[n - 1] == 0x0A and chunk[0] != 0:
+                line = chunk[: n - 1]
+                chunk[:n] = bytes(n)
+                return line
+            if not n:
+                raise OSError(0, "the agent closed the connection")
+            with memoryview(chunk) as view:
+                buffer += view[:n]
+            chunk[:n] = bytes(n)
         start = 0
         while True:
             if buffer[:1] == b"\0":

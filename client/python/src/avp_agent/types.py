@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Dict, List, Optional
 
 
-@dataclass(frozen=True)
+@dataclass
 class DiscoverInfo:
     """What the agent is and what it supports (DISCOVER)."""
 
@@ -29,7 +29,7 @@ class DiscoverInfo:
     limits: Dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Session:
     """A session bound to one workspace (AUTHENTICATE). ``session_id`` is a bearer token:
     keep it out of logs."""
@@ -46,7 +46,7 @@ class Session:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Secret:
     """A secret with its value (RETRIEVE)."""
 
@@ -66,7 +66,7 @@ class Secret:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class SecretMetadata:
     """A secret without its value (LIST)."""
 
@@ -78,7 +78,7 @@ class SecretMetadata:
     expires_at: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoreResult:
     """What STORE did: ``created`` is true for a new secret (version 1)."""
 
@@ -88,7 +88,7 @@ class StoreResult:
     updated_at: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class RotateResult:
     """What ROTATE did."""
 
@@ -97,7 +97,7 @@ class RotateResult:
     updated_at: Optional[datetime] = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class VersionInfo:
     """One retained version of a secret (HISTORY): never its value."""
 
@@ -105,7 +105,7 @@ class VersionInfo:
     created_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass
 class History:
     """The retained versions of a secret, oldest first (HISTORY)."""
 
@@ -113,7 +113,7 @@ class History:
     versions: List[VersionInfo]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Status:
     """The agent's state (STATUS). ``state`` is ``uninitialized``, ``locked`` or
     ``unlocked``."""
