@@ -6,7 +6,8 @@ Measures, from this one process and interleaved in rounds so drift hits all thre
 - ``avp_agent.Client.retrieve`` of a 32-byte secret over one connection (JSON wire);
 - a bare Unix-socket echo round trip of a line as long as that RETRIEVE request, against an
   echo server in a separate Python process (the floor: one write, one read, no work);
-- OpenSSH's ``ssh-agent`` answering SSH2_AGENTC_REQUEST_IDENTITIES (no keys loaded).
+- OpenSSH's ``ssh-agent`` answering SSH2_AGENTC_REQUEST_IDENTITIES (no keys loaded);
+- for the breakdown, the same RETRIEVE line sent and its answer read raw (the agent's share).
 
 Targets (issue 14): RETRIEVE p50 ≤ 1.5 × the echo's, and not slower than ssh-agent.
 
@@ -97,7 +98,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     parser.add_argument("--per-round", type=int, default=1000, help="calls per row per round (default 1000)")
+    parser.add_argument(
+        "--free", action="store_true",
+        help="do not pin this process and the servers to one CPU (see the README: a wake-up "
+        "across CPUs costs more than the work measured, and each server draws its own placement)",
+    )
     args = parser.parse_args()
+    if not args.free:
+        # Like avp-bench's target rows: everything on one CPU, so the figures compare the work
+        # per request, not where the scheduler happened to put each server's thread.
+        # Children (agent, echo server, ssh-agent) inherit the affinity.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     work = tempfile.mkdtemp(prefix="avp-py-bench-")
     os.chmod(work, 0o700)
@@ -139,8 +150,21 @@ def main() -> int:
         def retrieve_call() -> None:
             client.retrieve(session, "API_KEY")
 
+        # The same RETRIEVE line written and its answer read raw, on a second connection:
+        # the agent's share of the round trip, without the client's building and parsing.
+        raw_conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw_conn.connect(agent_sock)
+        raw_line = bytes(_ops.retrieve(session, "API_KEY", None).line)
+
+        def raw_call() -> None:
+            raw_conn.sendall(raw_line)
+            answer = raw_conn.recv(65536)
+            while not answer.endswith(b"\n"):
+                answer += raw_conn.recv(65536)
+
         rows: Dict[str, Callable[[], None]] = {
             "RETRIEVE via avp_agent.Client": retrieve_call,
+            "RETRIEVE line, raw (no parsing)": raw_call,
             "bare Unix-socket echo (Python)": echo_call,
         }
 
@@ -180,7 +204,8 @@ def main() -> int:
                     call()
                     bucket.append(clock() - start)
 
-        print(f"agent: {binary}; Python {sys.version.split()[0]}; "
+        placement = "free placement" if args.free else f"pinned to CPU {min(os.sched_getaffinity(0))}"
+        print(f"agent: {binary}; Python {sys.version.split()[0]}; {placement}; "
               f"{args.rounds} rounds × {args.per_round} calls per row; request line {request_len} bytes")
         print(f"{'':34} {'p50 µs':>9} {'p99 µs':>9}")
         p50: Dict[str, float] = {}
