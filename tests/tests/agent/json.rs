@@ -188,9 +188,8 @@ fn hello_is_optional_checked_when_first_and_refused_later() {
     assert!(other.is_closed());
 }
 
-#[test]
-fn a_socat_one_liner_gets_an_answer() {
-    let agent = TestAgent::start_initialized();
+/// Runs `socat - UNIX-CONNECT:SOCKET` with `input` on its stdin; its answer lines, parsed.
+fn socat(agent: &TestAgent, input: &str) -> Vec<serde_json::Value> {
     let out = std::process::Command::new("socat")
         .arg("-")
         .arg(format!("UNIX-CONNECT:{}", agent.socket.display()))
@@ -198,22 +197,47 @@ fn a_socat_one_liner_gets_an_answer() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            // Two lines written at once: both are answered, in order.
             let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"{\"op\":\"DISCOVER\"}\n{\"op\":\"STATUS\"}\n")?;
+            stdin.write_all(input.as_bytes())?;
             drop(stdin);
             child.wait_with_output()
         })
         .expect("socat runs (apt install socat; .ci/run installs it)");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
+    text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "{text}");
+        .collect()
+}
+
+#[test]
+fn socat_one_liners_get_answers_and_secrets() {
+    let agent = TestAgent::start_initialized();
+    // Two lines written at once: both are answered, in order.
+    let lines = socat(&agent, "{\"op\":\"DISCOVER\"}\n{\"op\":\"STATUS\"}\n");
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["conformance"], "full");
     assert_eq!(lines[1]["state"], "unlocked");
+    // A secret stored by one client, read by the shell: a session from one socat call
+    // serves the next (sessions belong to the uid, not to a connection).
+    let mut conn = agent.connect();
+    let s = conn.session("default");
+    assert!(matches!(
+        conn.store(&s, "API_KEY", b"sk-123"),
+        Response::Stored(_)
+    ));
+    let auth = socat(
+        &agent,
+        "{\"op\":\"AUTHENTICATE\",\"workspace\":\"default\"}\n",
+    );
+    let session = auth[0]["session_id"].as_str().unwrap();
+    let get =
+        format!("{{\"op\":\"RETRIEVE\",\"session_id\":\"{session}\",\"name\":\"API_KEY\"}}\n");
+    let answer = socat(&agent, &get);
+    assert_eq!(
+        answer[0]["value"], "c2stMTIz",
+        "base64 of sk-123: {answer:?}"
+    );
 }
 
 #[test]
