@@ -116,21 +116,21 @@ def _metadata(a: Dict[str, Any]) -> SecretMetadata:
     )
 
 
+def _secret(a: Dict[str, Any]) -> Secret:
+    return Secret(
+        name=a["name"],
+        value=_wire.value_from(a["value"]),
+        version=int(a["version"]),
+        labels=dict(a["labels"]),
+        created_at=time_from(a["created_at"]),  # type: ignore[arg-type]
+        updated_at=time_from(a["updated_at"]),  # type: ignore[arg-type]
+        expires_at=time_from(a.get("expires_at")),
+    )
+
+
 def retrieve(session_id: str, name: str, version: Optional[int]) -> Op[Secret]:
     fields = {"session_id": session_id, "name": name, "version": version}
-
-    def parse(a: Dict[str, Any]) -> Secret:
-        return Secret(
-            name=a["name"],
-            value=_wire.value_from(a["value"]),
-            version=int(a["version"]),
-            labels=dict(a.get("labels") or {}),
-            created_at=time_from(a["created_at"]),  # type: ignore[arg-type]
-            updated_at=time_from(a["updated_at"]),  # type: ignore[arg-type]
-            expires_at=time_from(a.get("expires_at")),
-        )
-
-    return Op(_wire.request("RETRIEVE", fields), parse)
+    return Op(_wire.request("RETRIEVE", fields), _secret)
 
 
 def delete(session_id: str, name: str) -> Op[bool]:
