@@ -9,6 +9,40 @@ names, paths and numbers.
 
 from typing import Dict, Optional, Type
 
+__all__ = [
+    "AVPError",
+    "AuthenticationFailedError",
+    "SessionError",
+    "SessionExpiredError",
+    "SessionTerminatedError",
+    "SessionNotFoundError",
+    "SecretNotFoundError",
+    "InvalidNameError",
+    "InvalidWorkspaceError",
+    "CapacityExceededError",
+    "BackendError",
+    "BackendUnavailableError",
+    "RateLimitExceededError",
+    "ValueTooLargeError",
+    "EncryptionError",
+    "IntegrityError",
+    "VaultLockedError",
+    "VaultNotInitializedError",
+    "PermissionDeniedError",
+    "InvalidRequestError",
+    "ProtocolError",
+    "VersionMismatchError",
+    "NoAgentError",
+    "UntrustedSocketError",
+    "SourceConfigError",
+    "NotFoundError",
+    "UnauthorizedError",
+    "UntrustedSocket",
+    "ERRORS_BY_CODE",
+    "from_code",
+    "START_AGENT_HINT",
+]
+
 START_AGENT_HINT = (
     "start one with `systemctl --user enable --now avp-agent.socket` "
     'or `eval "$(avp-agent --daemon)"`'
