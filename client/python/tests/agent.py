@@ -54,7 +54,11 @@ class Agent:
                 stderr=log,
                 env=environ,
             )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 20
@@ -88,8 +92,12 @@ class Agent:
         return avp_agent.Client(self.socket)
 
     def init(self) -> "Agent":
-        with self.client() as c:
-            c.init(PASSPHRASE, work_factor=WORK_FACTOR)
+        try:
+            with self.client() as c:
+                c.init(PASSPHRASE, work_factor=WORK_FACTOR)
+        except BaseException:
+            self.stop()  # the fixture never yields: nothing else would stop it
+            raise
         return self
 
     def stop(self) -> None:
