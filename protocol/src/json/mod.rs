@@ -5,6 +5,7 @@
 //! - [`request`]: one line → a [`Request`](crate::Request), or why not (and whether the
 //!   connection goes on).
 //! - [`response`]: a [`Response`](crate::Response) → one line, in a zeroizing buffer.
+//! - [`encode`]: a [`Request`](crate::Request) → one line, for clients and tests.
 //! - [`time`]: RFC 3339 in and out.
 //!
 //! Secret hygiene: a request line is parsed in place — fields are borrowed `RawValue`s of the
@@ -12,10 +13,12 @@
 //! decoded straight into the [`SecretValue`](crate::SecretValue) that carries it. Answers
 //! are written into a [`zeroize::Zeroizing`] buffer, a RETRIEVE's base64 text included.
 
+pub mod encode;
 pub mod request;
 pub mod response;
 pub mod time;
 
+pub use encode::encode_request;
 pub use request::{JsonError, decode_request};
 pub use response::{encode_error, encode_response};
 

@@ -1,5 +1,5 @@
-//! Requests on the JSON wire (PROTOCOL.md §12.4, §12.7): one line → one [`Request`], and the
-//! reverse for clients and tests.
+//! Requests on the JSON wire (PROTOCOL.md §12.4, §12.7): one line → one [`Request`]. (The
+//! reverse, for clients and tests, is [`encode_request`].)
 //!
 //! Decoding is two steps, both over the caller's buffer without copying a field: the line is
 //! split into its `op` and its fields as borrowed `RawValue`s; then the op's fields are read
@@ -17,14 +17,15 @@ use crate::types::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use zeroize::Zeroizing;
+
+pub use super::encode::encode_request;
 
 /// Why a line is not a request (PROTOCOL.md §12.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,140 +430,6 @@ pub const OPS: [&str; 15] = [
 
 fn known_op(op: &str) -> Option<&'static str> {
     OPS.into_iter().find(|known| *known == op)
-}
-
-/// A secret value as base64 text in a wiped buffer.
-struct Base64<'a>(&'a [u8]);
-
-impl Serialize for Base64<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut text = Zeroizing::new(String::with_capacity(
-            base64::encoded_len(self.0.len(), true).unwrap_or(0),
-        ));
-        STANDARD.encode_string(self.0, &mut text);
-        serializer.serialize_str(&text)
-    }
-}
-
-pub(super) fn base64_of(bytes: &[u8]) -> impl Serialize + '_ {
-    Base64(bytes)
-}
-
-/// The JSON line (with its `\n`) of `request`, in a wiped buffer: how a client speaks the
-/// JSON wire. The match is exhaustive, so a new [`Request`] variant does not compile until
-/// the JSON wire has it.
-pub fn encode_request(request: &Request) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(256 + value_len(request) * 4 / 3));
-    // Writing JSON into a Vec fails only for non-string map keys, which no request has.
-    let _ = write_request(&mut out, request);
-    out.push(b'\n');
-    out
-}
-
-fn value_len(request: &Request) -> usize {
-    match request {
-        Request::Store { value, .. } | Request::Rotate { value, .. } => value.len(),
-        _ => 0,
-    }
-}
-
-fn write_request(out: &mut Vec<u8>, request: &Request) -> Result<(), serde_json::Error> {
-    let mut ser = serde_json::Serializer::new(out);
-    let mut map = ser.serialize_map(None)?;
-    map.serialize_entry("op", request.operation())?;
-    match request {
-        Request::Hello { version } => map.serialize_entry("version", version)?,
-        Request::Discover | Request::Lock | Request::Status => {}
-        Request::Authenticate {
-            workspace,
-            agent_id,
-            ttl_seconds,
-        } => {
-            map.serialize_entry("workspace", workspace)?;
-            map.serialize_entry("agent_id", agent_id)?;
-            if let Some(ttl) = ttl_seconds {
-                map.serialize_entry("ttl_seconds", ttl)?;
-            }
-        }
-        Request::Terminate { session } => map.serialize_entry("session_id", session)?,
-        Request::Store {
-            session,
-            name,
-            value,
-            labels,
-            expires_at,
-        } => {
-            map.serialize_entry("session_id", session)?;
-            map.serialize_entry("name", name)?;
-            map.serialize_entry("value", &Base64(value.expose_secret()))?;
-            if let Some(labels) = labels {
-                map.serialize_entry("labels", labels)?;
-            }
-            match expires_at {
-                ExpiryChange::Keep => {}
-                ExpiryChange::Set(at) => map.serialize_entry("expires_at", &time::format(*at))?,
-                ExpiryChange::Clear => map.serialize_entry("expires_at", &())?,
-            }
-        }
-        Request::Retrieve {
-            session,
-            name,
-            version,
-        } => {
-            map.serialize_entry("session_id", session)?;
-            map.serialize_entry("name", name)?;
-            if let Some(version) = version {
-                map.serialize_entry("version", version)?;
-            }
-        }
-        Request::Delete { session, name } | Request::History { session, name } => {
-            map.serialize_entry("session_id", session)?;
-            map.serialize_entry("name", name)?;
-        }
-        Request::List {
-            session,
-            label_filter,
-            cursor,
-            limit,
-        } => {
-            map.serialize_entry("session_id", session)?;
-            if !label_filter.is_empty() {
-                map.serialize_entry("label_filter", label_filter)?;
-            }
-            if let Some(cursor) = cursor {
-                map.serialize_entry("cursor", cursor)?;
-            }
-            if let Some(limit) = limit {
-                map.serialize_entry("limit", limit)?;
-            }
-        }
-        Request::Rotate {
-            session,
-            name,
-            value,
-        } => {
-            map.serialize_entry("session_id", session)?;
-            map.serialize_entry("name", name)?;
-            map.serialize_entry("value", &Base64(value.expose_secret()))?;
-        }
-        Request::Init {
-            passphrase,
-            work_factor,
-        } => {
-            map.serialize_entry("passphrase", passphrase.expose_secret())?;
-            if let Some(work_factor) = work_factor {
-                map.serialize_entry("work_factor", work_factor)?;
-            }
-        }
-        Request::Unlock { passphrase } => {
-            map.serialize_entry("passphrase", passphrase.expose_secret())?
-        }
-        Request::ChangePassphrase { old, new } => {
-            map.serialize_entry("old_passphrase", old.expose_secret())?;
-            map.serialize_entry("new_passphrase", new.expose_secret())?;
-        }
-    }
-    SerializeMap::end(map)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! compile until the JSON wire has it. The line is built in a [`Zeroizing`] buffer sized for
 //! the answer up front, so a RETRIEVE's base64 text is not left behind by a reallocation.
 
-use super::request::base64_of;
+use super::encode::base64_of;
 use super::time;
 use crate::error::{ErrorCode, ErrorResponse};
 use crate::response::{
