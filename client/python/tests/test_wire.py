@@ -64,3 +64,86 @@ def test_strings_that_need_escaping_cannot_break_the_line():
         "op": "AUTHENTICATE", "workspace": "team/job", "agent_id": "ci runner: 1",
         "ttl_seconds": 60, "wait_for_unlock": True,
     }
+
+
+# --- the fast paths give exactly what the plain library calls give ------------------------
+
+HOSTILE_TEXTS = [
+    '{"ok":true,"name":"a\\"b\\\\c\\/d\\n\\t\\u0000","value":"AA=="}',
+    '{"ok":true,"name":"\\u00e9\\ud83d\\ude00 é 😀","labels":{"k":"v","k":"w"}}',
+    '{"ok":true,"version":1e400,"n":-0,"f":1.5e-3,"big":123456789012345678901234567890}',
+    '{"ok":true,"x":NaN,"y":Infinity,"z":-Infinity}',
+    '  {"ok":true}  ',
+    '\t{"ok":true}\n',
+    '{"ok":true} x',
+    '{"ok":true}{"ok":false}',
+    '{"ok":true',
+    '{"ok":tru}',
+    '{"ok":"\\ud800"}',
+    '{"ok":"\x01"}',
+    '{"ok":"\\x"}',
+    "\ufeff{}",
+    "",
+    " ",
+    "[1,2",
+    '"just a string"',
+    "123",
+    "null",
+    '{"a":[[[[[[[]]]]]]]}',
+]
+
+
+def outcome(parse, text):
+    try:
+        return ("value", repr(parse(text)))
+    except ValueError as err:
+        return ("error", type(err), str(err))
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_loads_is_json_loads(text):
+    assert outcome(_wire.loads, text) == outcome(json.loads, text)
+
+
+def test_parse_answer_reads_escapes_and_unicode():
+    line = '{"ok":true,"name":"q\\"\\u00e9😀","labels":{"a":"\\n"}}'.encode("utf-8")
+    assert _wire.parse_answer(bytearray(line)) == {"ok": True, "name": 'q"é😀', "labels": {"a": "\n"}}
+    with pytest.raises(errors.ProtocolError):
+        _wire.parse_answer(bytearray(b'{"ok":true} trailing'))
+    with pytest.raises(errors.ProtocolError):
+        _wire.parse_answer(bytearray(b'{"ok":true,"name":"\xff"}'))
+
+
+@pytest.mark.parametrize(
+    "text", ["AA=", "A", "AA==AA==", "AA=A", "=AAA", "AA AA", "AA\nAA", "AA-_", "AA==\n", "é", "****"]
+)
+def test_a_value_that_is_not_strict_base64_is_refused(text):
+    with pytest.raises(ValueError):
+        _wire.value_from(text)
+
+
+def test_values_decode_as_base64():
+    import base64
+    import os
+
+    for size in (0, 1, 2, 3, 32, 1000):
+        value = os.urandom(size)
+        assert _wire.value_from(base64.b64encode(value).decode("ascii")) == value
+
+
+@pytest.mark.parametrize(
+    "text,plain",
+    [("API_KEY", True), ("team/job x:1", True), ("", True), ('a"b', False), ("a\\b", False),
+     ("\x00", False), ("\x1f", False), ("\x7f", False), ("é", False), ("a\nb", False)],
+)
+def test_plain_strings_are_exactly_those_json_writes_as_they_are(text, plain):
+    assert _wire.is_plain(text) is plain
+    if plain:
+        assert json.dumps(text, ensure_ascii=True) == '"' + text + '"'
+
+
+@pytest.mark.parametrize("name", ["API_KEY", 'a"b', "é", "a\\b", "\x00"])
+@pytest.mark.parametrize("version", [None, 0, 7])
+def test_the_retrieve_line_is_the_generic_request_line(name, version):
+    fields = {"session_id": "avp_sess_x", "name": name, "version": version}
+    assert _ops.retrieve("avp_sess_x", name, version).line == _wire.request("RETRIEVE", fields)

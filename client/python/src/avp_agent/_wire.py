@@ -10,7 +10,6 @@ import base64
 import binascii
 import functools
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Generic, Iterable, Optional, Tuple, TypeVar, Union
 
@@ -24,8 +23,16 @@ MAX_LINE = 1 << 20
 Bytesish = Union[bytes, bytearray, memoryview]
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
-# Strings that are their own JSON form (no quote, backslash, control or non-ASCII character).
-_PLAIN = re.compile(r"[A-Za-z0-9_./:+ -]*\Z")
+# json.loads without its two whitespace regex matches and call layers (a third of its time on
+# a RETRIEVE answer): the same C scanner it calls. See parse_answer.
+_scan_once = json.JSONDecoder().scan_once
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` is its own JSON string body: printable ASCII without a quote or a
+    backslash (every valid name, workspace and session id). Four C calls, cheaper than a
+    regex match."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 class Op(Generic[T]):
@@ -69,7 +76,7 @@ def request(
     for key, field in fields.items():
         if field is None:
             continue
-        if type(field) is str and _PLAIN.match(field):
+        if type(field) is str and is_plain(field):
             parts.append(',"%s":"%s"' % (key, field))
         else:
             parts.append(',"%s":%s' % (key, "null" if field is NULL else _dumps(field)))
@@ -103,7 +110,8 @@ def parse_answer(line: Bytesish) -> Dict[str, Any]:
     """The answer object; an error answer raises its code's exception."""
     try:
         # Decoding first is faster than json.loads on a bytearray (same copies either way).
-        answer = json.loads(bytes(line).decode("utf-8") if isinstance(line, memoryview) else line.decode("utf-8"))
+        text = bytes(line).decode("utf-8") if isinstance(line, memoryview) else line.decode("utf-8")
+        answer = loads(text)
     except (ValueError, UnicodeDecodeError) as err:
         raise ProtocolError(
             f"the agent sent a line that is not JSON ({err.__class__.__name__}) — "
@@ -117,6 +125,23 @@ def parse_answer(line: Bytesish) -> Dict[str, Any]:
         return answer
     error = answer.get("error") or {}
     raise from_code(str(error.get("code", "PROTOCOL_ERROR")), str(error.get("message", "")))
+
+
+def loads(text: str) -> Any:
+    """Exactly ``json.loads(text)`` for a ``str``, faster on the agent's answers.
+
+    ``json.loads`` is ``JSONDecoder.decode``: skip leading whitespace (a regex), run the C
+    scanner, skip trailing whitespace (a regex), refuse anything left. The agent's lines have
+    no whitespace around the object, so the scanner alone reading the whole text is the same
+    result; any other text (whitespace around it, trailing data, not JSON) goes through
+    ``json.loads`` itself, for the same value or the same error."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 # --- field conversions ---------------------------------------------------------------------
@@ -146,9 +171,26 @@ def time_to(when: Optional[datetime]) -> Optional[str]:
     return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def value_from(text: str) -> bytes:
-    """A base64 value."""
+def _strict_base64(text: str) -> bytes:
+    return binascii.a2b_base64(text, strict_mode=True)  # type: ignore[call-arg]
+
+
+def _validated_base64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
+
+
+try:
+    _strict_base64("")
+    _decode_base64 = _strict_base64
+except TypeError:  # Python < 3.11: no strict_mode
+    _decode_base64 = _validated_base64
+
+
+def value_from(text: str) -> bytes:
+    """A base64 value: only the alphabet and correct padding (``binascii.Error``, a
+    ``ValueError``, otherwise). On Python ≥ 3.11 binascii's strict mode checks it in C, half
+    the cost of ``b64decode(validate=True)``'s regex and extra call."""
+    return _decode_base64(text)
 
 
 def refusal(frame: bytes) -> AVPError:
