@@ -19,6 +19,7 @@
 
 use avp_protocol::{ErrorCode, SecretName, WorkspaceId};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -58,8 +59,9 @@ pub struct Event<'a> {
     pub uid: u32,
     /// The peer's pid.
     pub pid: Option<i32>,
-    /// The peer's executable.
-    pub exe: Option<String>,
+    /// The peer's executable (borrowed from the peer when its path is UTF-8, as it nearly
+    /// always is: no allocation per line).
+    pub exe: Option<Cow<'a, str>>,
     /// Why the vault changed state, on the agent's own `VAULT_LOCKED`/`VAULT_UNLOCKED` lines
     /// (absent on access decisions, whose lines keep their shape).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +142,7 @@ impl Audit {
             outcome: outcome.err().map_or("OK", ErrorCode::as_str),
             uid: peer.uid,
             pid: peer.pid,
-            exe: peer.exe.as_ref().map(|p| p.display().to_string()),
+            exe: peer.exe.as_deref().map(Path::to_string_lossy),
             reason: None,
         };
         self.append(&event);
@@ -334,5 +336,26 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_executable_path_that_is_not_utf8_is_written_as_display_shows_it() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&path).unwrap();
+        let exe = PathBuf::from(OsStr::from_bytes(b"/opt/caf\xe9/bin/job"));
+        let peer = Peer {
+            uid: 1000,
+            pid: Some(42),
+            exe: Some(exe.clone()),
+        };
+        audit.record(&peer, "LIST", None, None, Ok(()));
+        drop(audit);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["exe"], exe.display().to_string());
+        assert_eq!(line["exe"], "/opt/caf\u{fffd}/bin/job");
     }
 }
