@@ -26,9 +26,16 @@
 //! memory after LOCK for as long as the client keeps the connection open (the reliability
 //! suite's memory scan found exactly that).
 //!
+//! JSON lines. A connection whose first byte is `{` speaks the JSON-lines wire (PROTOCOL.md
+//! §12) instead: `json` reads its lines and hands the same `Request`s to the same dispatcher,
+//! under the same timeouts, cap and budget; the first byte is only peeked at, so the bincode
+//! path reads exactly what it always did.
+//!
 //! Bad input closes this connection only: an oversized or undecodable frame is answered
 //! with `PROTOCOL_ERROR` first; a frame with a rejected field (an invalid name…) is answered
 //! with its code and the connection goes on.
+
+mod json;
 
 use crate::audit::Peer;
 use crate::registry::{Registration, Registry};
@@ -106,8 +113,39 @@ impl ReadTimeout {
     }
 }
 
-/// Reads into `buf` until it is full or `deadline` passes: first whatever has already
-/// arrived (without blocking), then blocking reads bounded by the time left.
+/// One read into `buf` before `deadline`: whatever has already arrived (without blocking),
+/// else a blocking read bounded by the time left. The bytes read, never 0.
+fn read_within(
+    stream: &mut UnixStream,
+    timeout: &ReadTimeout,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, FrameError> {
+    loop {
+        let fd = stream.as_raw_fd();
+        let got = match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+            Err(Errno::EAGAIN) => {
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                    .ok_or(FrameError::Truncated)?;
+                timeout.set(stream, left)?;
+                stream.read(buf)
+            }
+            Err(errno) => Err(io::Error::from(errno)),
+            Ok(n) => Ok(n),
+        };
+        match got {
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => return Ok(n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if is_timeout(&err) => return Err(FrameError::Truncated),
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Reads into `buf` until it is full or `deadline` passes.
 fn read_until(
     stream: &mut UnixStream,
     timeout: &ReadTimeout,
@@ -116,31 +154,30 @@ fn read_until(
 ) -> Result<(), FrameError> {
     let mut filled = 0;
     while filled < buf.len() {
-        let fd = stream.as_raw_fd();
-        let got = match recv(fd, &mut buf[filled..], MsgFlags::MSG_DONTWAIT) {
-            Err(Errno::EAGAIN) => {
-                let left = deadline
-                    .checked_duration_since(Instant::now())
-                    .filter(|d| !d.is_zero())
-                    .ok_or(FrameError::Truncated)?;
-                timeout.set(stream, left)?;
-                stream.read(&mut buf[filled..])
-            }
-            Err(errno) => Err(io::Error::from(errno)),
-            Ok(n) => Ok(n),
-        };
-        match got {
-            Ok(0) => return Err(FrameError::Truncated),
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if is_timeout(&err) => return Err(FrameError::Truncated),
-            Err(err) => return Err(err.into()),
-        }
+        filled += read_within(stream, timeout, &mut buf[filled..], deadline)?;
     }
     Ok(())
 }
 
 impl Connection {
+    /// Waits (at most the idle timeout) for the connection's first byte and peeks at it,
+    /// leaving it to be read by the codec it chooses (PROTOCOL.md §12.1.1). `None` when the
+    /// client left or stayed silent.
+    fn first_byte(&self, stream: &UnixStream) -> Option<u8> {
+        self.registration.set_idle();
+        self.timeout
+            .set(stream, self.state.settings.connection_idle_timeout)
+            .ok()?;
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(stream.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK) {
+                Ok(1) => return Some(byte[0]),
+                Err(Errno::EINTR) => {}
+                Ok(_) | Err(_) => return None,
+            }
+        }
+    }
+
     fn read_request(&self, stream: &mut UnixStream) -> Incoming {
         let settings = &self.state.settings;
         self.registration.set_idle();
@@ -254,6 +291,8 @@ fn answer_to_bad_frame(err: &FrameError) -> Option<Response> {
     }
 }
 
+pub use json::refusal;
+
 /// Serves one connection to the end, on the calling thread.
 pub fn serve(mut stream: UnixStream, conn: Connection) {
     serve_requests(&mut stream, &conn);
@@ -270,6 +309,11 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
         .is_err()
     {
         return;
+    }
+    match conn.first_byte(stream) {
+        None => return,
+        Some(json::FIRST_BYTE) => return json::serve(conn, stream),
+        Some(_) => {}
     }
     if !hello(conn, stream) {
         return;
@@ -333,19 +377,10 @@ fn hello(conn: &Connection, stream: &mut UnixStream) -> bool {
         }
     };
     let response = match frame::decode::<Request>(&payload) {
-        Ok(Request::Hello { version }) if version == PROTOCOL_VERSION => {
-            let ok = Response::Hello {
-                version: PROTOCOL_VERSION,
-            };
-            return conn.write(stream, &ok);
-        }
-        Ok(Request::Hello { version }) => error(
-            ErrorCode::VersionMismatch,
-            format!(
-                "client speaks protocol version {version}, this agent speaks {PROTOCOL_VERSION}: \
-                 use an avp client and agent from the same release"
-            ),
-        ),
+        Ok(Request::Hello { version }) => match greeting(version) {
+            (ok, true) => return conn.write(stream, &ok),
+            (refused, false) => refused,
+        },
         Ok(_) | Err(FrameError::Rejected(..)) => error(
             ErrorCode::ProtocolError,
             "the first request on a connection must be Hello",
@@ -357,6 +392,26 @@ fn hello(conn: &Connection, stream: &mut UnixStream) -> bool {
     };
     conn.write(stream, &response);
     false
+}
+
+/// The answer to a client's `Hello{version}`, on either wire, and whether the connection
+/// goes on: yes when we speak its version; else the answer is `VERSION_MISMATCH` and the
+/// connection closes.
+fn greeting(version: u32) -> (Response, bool) {
+    if version == PROTOCOL_VERSION {
+        let ok = Response::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        return (ok, true);
+    }
+    let mismatch = error(
+        ErrorCode::VersionMismatch,
+        format!(
+            "client speaks protocol version {version}, this agent speaks {PROTOCOL_VERSION}: \
+             use an avp client and agent from the same release"
+        ),
+    );
+    (mismatch, false)
 }
 
 #[cfg(test)]

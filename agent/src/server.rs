@@ -65,7 +65,9 @@ fn refuse(
         audit.record(peer, "CONNECT", None, None, Err(code));
     }
     let response = Response::Error(ErrorResponse::new(code, message));
-    if let Ok(bytes) = frame::encode(&response) {
+    // In the client's codec when its first byte is already here (PROTOCOL.md §12.1.2).
+    let answer = connection::refusal(&stream, &response).or_else(|| frame::encode(&response).ok());
+    if let Some(bytes) = answer {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
         let _ = stream.write_all(&bytes);
     }

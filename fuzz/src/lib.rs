@@ -99,7 +99,17 @@ impl Harness {
     /// Sends `input` as one connection's bytes to a fresh agent state and checks what comes
     /// back. Panics (a finding) if the agent panics or answers a frame a client cannot read.
     pub fn run(&self, input: &[u8]) {
-        run(input);
+        run(input, check_answers);
+    }
+
+    /// The same on the JSON-lines wire (PROTOCOL.md §12): `input` is what follows the
+    /// connection's first byte `{`, so every input exercises the JSON path. Panics (a
+    /// finding) if the agent panics or writes anything but whole JSON answer lines.
+    pub fn run_json(&self, input: &[u8]) {
+        let mut bytes = Vec::with_capacity(input.len() + 1);
+        bytes.push(b'{');
+        bytes.extend_from_slice(input);
+        run(&bytes, check_json_answers);
     }
 }
 
@@ -112,7 +122,7 @@ fn peer(state: &AgentState) -> Peer {
     }
 }
 
-fn run(input: &[u8]) {
+fn run(input: &[u8], check: fn(&[u8])) {
     let settings = Settings {
         // A wrong passphrase would otherwise make the fuzzer wait out real backoff delays.
         passphrase_backoff: false,
@@ -159,7 +169,7 @@ fn run(input: &[u8]) {
     let _ = client.read_to_end(&mut answers);
     let _ = write.join();
     served.join().expect("the connection thread panicked");
-    check_answers(&answers);
+    check(&answers);
 }
 
 /// Every answer the agent wrote must be a whole frame a client can decode.
@@ -168,6 +178,30 @@ fn check_answers(mut answers: &[u8]) {
         match frame::decode_frame::<Response>(answers) {
             Ok(Some((_, used))) => answers = &answers[used..],
             other => panic!("the agent wrote a frame a client cannot read: {other:?}"),
+        }
+    }
+}
+
+/// Every answer the agent wrote must be one JSON object on a line of its own, with its
+/// `ok` flag and, when false, an error code and message (§12.6).
+fn check_json_answers(answers: &[u8]) {
+    if answers.is_empty() {
+        return;
+    }
+    assert_eq!(answers.last(), Some(&b'\n'), "an answer line was cut off");
+    for line in answers[..answers.len() - 1].split(|&b| b == b'\n') {
+        let answer: serde_json::Value = match serde_json::from_slice(line) {
+            Ok(answer) => answer,
+            Err(err) => panic!("the agent wrote a line that is not JSON: {err}"),
+        };
+        match answer["ok"].as_bool() {
+            Some(true) => {}
+            Some(false) => {
+                let code = answer["error"]["code"].as_str().expect("an error code");
+                assert!(code.parse::<avp_protocol::ErrorCode>().is_ok(), "{code}");
+                assert!(answer["error"]["message"].is_string(), "{answer}");
+            }
+            None => panic!("an answer without its ok flag: {answer}"),
         }
     }
 }

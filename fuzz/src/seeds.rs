@@ -2,7 +2,10 @@
 //! well-formed conversations (Hello first, then every operation, with the placeholder
 //! session id) for libFuzzer to mutate. Without them it would rarely get past `Hello`.
 //!
-//! `cargo run --release --bin seeds -- corpus/request`
+//! With a second directory, the same conversations as JSON lines for the `json_request`
+//! target (without the first `{`, which that target adds).
+//!
+//! `cargo run --release --bin seeds -- corpus/request corpus/json_request`
 
 use avp_fuzz::{PASSPHRASE, PLACEHOLDER_SESSION};
 use avp_protocol::types::Cursor;
@@ -124,5 +127,17 @@ fn main() {
             bytes.extend_from_slice(&frame::encode(request).unwrap());
         }
         std::fs::write(format!("{dir}/seed-{label}"), &bytes).expect("write a seed");
+    }
+    let Some(json_dir) = std::env::args().nth(2) else {
+        return;
+    };
+    std::fs::create_dir_all(&json_dir).expect("create the JSON corpus directory");
+    for (label, requests) in conversations() {
+        let mut lines = Vec::new();
+        for request in &requests {
+            lines.extend_from_slice(&avp_protocol::json::request::encode_request(request));
+        }
+        // The target writes the connection's first byte `{` itself.
+        std::fs::write(format!("{json_dir}/seed-{label}"), &lines[1..]).expect("write a seed");
     }
 }

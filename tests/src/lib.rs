@@ -6,6 +6,7 @@
 //! tests of their own. `AVP_AGENT_BIN` / `AVP_BIN` override the paths.
 
 pub mod cli;
+pub mod json;
 pub mod logind;
 pub mod pinentry;
 pub mod raw;
@@ -255,6 +256,14 @@ impl TestAgent {
         conn
     }
 
+    /// A connection speaking the JSON-lines wire (PROTOCOL.md §12), without `HELLO` (it is
+    /// optional there): the same `call`s, each request written as a JSON line.
+    pub fn connect_json(&self) -> Conn {
+        let mut conn = Conn::raw(&self.socket);
+        conn.codec = json::Codec::Json;
+        conn
+    }
+
     /// Creates the vault (unlocked) with [`TEST_PASSPHRASE`].
     pub fn init(&self) {
         let response = self.connect().call(&Request::Init {
@@ -286,6 +295,8 @@ impl Drop for TestAgent {
 pub struct Conn {
     /// The socket, for tests that write raw bytes.
     pub stream: UnixStream,
+    /// The wire `call` speaks.
+    pub codec: json::Codec,
 }
 
 impl Conn {
@@ -295,7 +306,10 @@ impl Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        Self { stream }
+        Self {
+            stream,
+            codec: json::Codec::Bincode,
+        }
     }
 
     /// Performs the `Hello` exchange with the current protocol version.
@@ -316,6 +330,9 @@ impl Conn {
 
     /// Sends one request and reads its response; `None` if the agent closed the connection.
     pub fn try_call(&mut self, request: &Request) -> Option<Response> {
+        if self.codec == json::Codec::Json {
+            return self.json_call(request);
+        }
         frame::write_message(&mut self.stream, request).ok()?;
         frame::read_message(&mut self.stream).ok().flatten()
     }

@@ -1,14 +1,23 @@
 //! Secrets never reach the disk in clear, the log (even at `AVP_LOG=trace`) or the audit log.
 
 use avp_protocol::{Passphrase, Request, Response};
+use avp_tests::json::Codec;
 use avp_tests::raw::RawRequest;
 use avp_tests::{AgentOptions, TestAgent};
+use std::io::Write;
 use std::path::Path;
 
 const VALUE_MARKER: &str = "VALUEMARKER7d1f";
 const PASS_MARKER: &str = "PASSMARKER93ab";
 /// Long enough that random ciphertext cannot contain it by chance (a two-letter name could).
 const NAME_MARKER: &str = "NameMarker4c2e";
+
+/// The base64 text (PROTOCOL.md §12.5.3) of the longest prefix of `bytes` that encodes on
+/// its own: it appears in the base64 of any value that starts with `bytes`.
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(&bytes[..bytes.len() / 3 * 3])
+}
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -31,11 +40,25 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn markers_never_reach_files_logs_or_the_audit_trail() {
+    markers_never_reach_files_logs_or_audit(Codec::Bincode);
+}
+
+/// The same over the JSON wire (PROTOCOL.md §12), where values travel as base64 and
+/// passphrases as JSON strings.
+#[test]
+fn markers_sent_over_json_never_reach_files_logs_or_the_audit_trail() {
+    markers_never_reach_files_logs_or_audit(Codec::Json);
+}
+
+fn markers_never_reach_files_logs_or_audit(codec: Codec) {
     let agent = TestAgent::start_with(AgentOptions {
         env: vec![("AVP_LOG".into(), "trace".into())],
         ..Default::default()
     });
-    let mut conn = agent.connect();
+    let mut conn = match codec {
+        Codec::Bincode => agent.connect(),
+        Codec::Json => agent.connect_json(),
+    };
     let passphrase = format!("{PASS_MARKER} horse");
     let init = conn.call(&Request::Init {
         passphrase: Passphrase::new(&passphrase),
@@ -69,8 +92,20 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
         labels: None,
         expires_at: None,
     };
-    let answer = conn.call_raw(&bad_name);
-    assert!(!format!("{answer:?}").contains(VALUE_MARKER));
+    let answer = match codec {
+        Codec::Bincode => format!("{:?}", conn.call_raw(&bad_name)),
+        Codec::Json => {
+            // The same refused STORE as a JSON line: the value as base64, as a client sends it.
+            let line = format!(
+                "{{\"op\":\"STORE\",\"session_id\":\"{}\",\"name\":\"{VALUE_MARKER} not a name\",\"value\":\"{}\"}}\n",
+                s.expose(),
+                base64_of(VALUE_MARKER.as_bytes()),
+            );
+            conn.stream.write_all(line.as_bytes()).unwrap();
+            String::from_utf8(avp_tests::json::read_line(&mut conn.stream).unwrap()).unwrap()
+        }
+    };
+    assert!(!answer.contains(VALUE_MARKER), "{answer}");
     let big = VALUE_MARKER.repeat(5_000);
     let answer = conn.store(&s, "big", big.as_bytes());
     assert!(!format!("{answer:?}").contains(VALUE_MARKER));
@@ -103,6 +138,11 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
             file.display()
         );
         assert!(
+            !contains(&bytes, &base64_of(VALUE_MARKER.as_bytes())),
+            "a value's base64 in {}",
+            file.display()
+        );
+        assert!(
             !contains(&bytes, NAME_MARKER),
             "secret names are encrypted too ({})",
             file.display()
@@ -118,6 +158,8 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
         "the log really is verbose"
     );
     assert!(!logs.contains(VALUE_MARKER), "value in the log");
+    let encoded = base64_of(VALUE_MARKER.as_bytes());
+    assert!(!logs.contains(&encoded), "base64 of a value in the log");
     assert!(!logs.contains(PASS_MARKER), "passphrase in the log");
     let audit = std::fs::read_to_string(&agent.audit_log).unwrap();
     assert!(
@@ -126,5 +168,9 @@ fn markers_never_reach_files_logs_or_the_audit_trail() {
     );
     assert!(audit.contains("\"RETRIEVE\""), "{audit}");
     assert!(!audit.contains(VALUE_MARKER), "value in the audit log");
+    assert!(
+        !audit.contains(&encoded),
+        "base64 of a value in the audit log"
+    );
     assert!(!audit.contains(PASS_MARKER), "passphrase in the audit log");
 }

@@ -8,6 +8,7 @@
 mod daemon;
 mod descriptors;
 mod hostile;
+mod json;
 mod leaks;
 mod lifecycle;
 mod logind;

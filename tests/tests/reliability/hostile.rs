@@ -179,6 +179,7 @@ fn send_case(socket: &std::path::Path, hello: bool, bytes: &[u8]) -> Result<(), 
     if hello {
         let mut conn = Conn {
             stream: stream.try_clone().unwrap(),
+            codec: avp_tests::json::Codec::Bincode,
         };
         conn.hello();
     }

@@ -9,6 +9,7 @@
 //! agent_leaks.rs covers the vault files, the log and the audit log at the wire level.
 
 use avp_protocol::{Passphrase, Request, Response};
+use avp_tests::json::Codec;
 use avp_tests::require_root;
 use avp_tests::rng::Rng;
 use avp_tests::sys::scan_memory;
@@ -35,18 +36,50 @@ fn proc_file(pid: u32, name: &str) -> Vec<u8> {
 #[test]
 fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
     require_root!("it reads a non-dumpable process's memory");
+    no_secret_left_after_lock(Codec::Bincode);
+}
+
+/// The same with every request on the JSON wire (PROTOCOL.md §12): the line buffers, the
+/// base64 text of values (both ways) and the parsed passphrases are copies to wipe too.
+#[test]
+fn after_lock_nothing_sent_over_json_is_left_in_the_agents_memory() {
+    require_root!("it reads a non-dumpable process's memory");
+    no_secret_left_after_lock(Codec::Json);
+}
+
+/// The base64 text (PROTOCOL.md §12.5.3) of the longest prefix of `text` that encodes on
+/// its own: it appears in the base64 of any value that starts with `text`.
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    let bytes = text.as_bytes();
+    base64::engine::general_purpose::STANDARD.encode(&bytes[..bytes.len() / 3 * 3])
+}
+
+fn no_secret_left_after_lock(codec: Codec) {
+    let connect = |agent: &TestAgent| match codec {
+        Codec::Bincode => agent.connect(),
+        Codec::Json => agent.connect_json(),
+    };
     let mut rng = Rng::from_env("leaks");
     let value = marker(&mut rng, "VALUEMARK");
     let large_value = marker(&mut rng, "LARGEMARK");
     let rotated = marker(&mut rng, "ROTATEDMARK");
     let passphrase = marker(&mut rng, "PASSMARK");
-    let markers = [&value, &large_value, &rotated, &passphrase];
+    // Values travel as base64 on the JSON wire: that text is a copy of the secret too.
+    let encoded: Vec<String> = [&value, &large_value, &rotated]
+        .iter()
+        .map(|v| base64_of(v))
+        .collect();
+    let markers: Vec<&String> = [&value, &large_value, &rotated, &passphrase]
+        .into_iter()
+        .chain(&encoded)
+        .collect();
     let agent = TestAgent::start_with(AgentOptions {
         env: vec![("AVP_LOG".into(), "trace".into())],
         ..Default::default()
     });
     let pid = agent.pid();
-    let mut admin = agent.connect();
+    let mut admin = connect(&agent);
     let init = admin.call(&Request::Init {
         passphrase: Passphrase::new(&passphrase),
         work_factor: Some(10),
@@ -57,7 +90,7 @@ fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
     // quiet: whatever the agent keeps per connection must not keep the secret.
     let mut idle: Vec<Conn> = Vec::new();
     let mut carrier = |agent: &TestAgent, request: Request| {
-        let mut conn = agent.connect();
+        let mut conn = connect(agent);
         let answer = conn.call(&request);
         assert!(!matches!(answer, Response::Error(_)), "{answer:?}");
         idle.push(conn);
@@ -114,17 +147,17 @@ fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
     assert!(status.hardening.locked_memory_bytes > 0, "{status:?}");
 
     assert!(matches!(admin.lock(), Response::Locked));
-    for needle in markers {
+    for needle in &markers {
         assert_absent(pid, needle, "after LOCK, the connections still open");
     }
     drop(idle);
     drop(admin);
-    for needle in markers {
+    for needle in &markers {
         assert_absent(pid, needle, "after the connections closed");
     }
     for file in ["cmdline", "environ"] {
         let bytes = String::from_utf8_lossy(&proc_file(pid, file)).into_owned();
-        for needle in markers {
+        for needle in &markers {
             assert!(
                 !bytes.contains(needle.as_str()),
                 "{needle} in /proc/<agent>/{file}"
@@ -133,7 +166,7 @@ fn after_lock_no_value_or_passphrase_is_left_in_the_agents_memory() {
     }
     let logs = agent.logs();
     assert!(logs.contains("TRACE"), "the log really is at trace level");
-    for needle in markers {
+    for needle in &markers {
         assert!(!logs.contains(needle.as_str()), "{needle} in the log");
     }
     // The same agent still works with a new connection.

@@ -18,7 +18,7 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 /// Runs the probe as uid/gid 65534 with no supplementary groups; returns its one line.
-fn probe_as_other_user(probe: &Path, socket: &Path) -> String {
+fn probe_as_other_user(probe: &Path, socket: &Path, json: bool) -> String {
     let output = Command::new("setpriv")
         .args([
             &format!("--reuid={OTHER_UID}"),
@@ -26,6 +26,7 @@ fn probe_as_other_user(probe: &Path, socket: &Path) -> String {
             "--clear-groups",
         ])
         .arg(probe)
+        .args(json.then_some("--json"))
         .arg(socket)
         .output()
         .expect("run setpriv (util-linux)");
@@ -56,7 +57,17 @@ fn another_uid_is_refused_even_with_the_socket_open_and_the_refusal_is_audited()
     let own = Command::new(&probe).arg(&agent.socket).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "hello");
 
-    let answer = probe_as_other_user(&probe, &agent.socket);
+    let answer = probe_as_other_user(&probe, &agent.socket, false);
+    assert_eq!(answer, "error PERMISSION_DENIED");
+    // The same on the JSON wire: a JSON line when the agent saw `{` first, else the bincode
+    // frame a JSON client reads as §12.1.2 says; the code is the same either way.
+    let own = Command::new(&probe)
+        .arg("--json")
+        .arg(&agent.socket)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "hello");
+    let answer = probe_as_other_user(&probe, &agent.socket, true);
     assert_eq!(answer, "error PERMISSION_DENIED");
 
     // The refusal is in the audit log: a CONNECT decision, PERMISSION_DENIED, the other uid.
