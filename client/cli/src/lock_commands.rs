@@ -124,10 +124,15 @@ fn lock_reason_text(reason: LockReason) -> &'static str {
 /// `BACKEND_UNAVAILABLE` after the status was printed: a script checking `avp status`
 /// learns that reads and writes fail, as they do.
 fn backend_unavailable(info: &StatusInfo) -> Failure {
+    let what = if info.backend_status == BackendStatus::Degraded {
+        "only secrets read before can be read (from the agent's last-known copies), and none written"
+    } else {
+        "secrets can be neither read nor written"
+    };
     Failure::refused(
         ErrorCode::BackendUnavailable,
         format!(
-            "the {} backend at {} cannot be reached, so secrets can be neither read nor written",
+            "the {} backend at {} cannot be reached, so {what}",
             info.backend, info.vault_location
         ),
         "start it (or fix the agent's --redis-url) and check again with `avp status`",
@@ -137,8 +142,7 @@ fn backend_unavailable(info: &StatusInfo) -> Failure {
 pub fn status(ctx: &Ctx) -> Result<(), Failure> {
     let mut client = ctx.connect()?;
     let info: StatusInfo = client.status()?;
-    // STATUS has no health field; DISCOVER carries the backend's last known reachability.
-    let backend_status = client.discover()?.backend.status;
+    let backend_status = info.backend_status;
     let client_version = env!("CARGO_PKG_VERSION");
     let h = &info.hardening;
     if ctx.json {
@@ -147,6 +151,7 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
             "vault_location": info.vault_location,
             "backend": info.backend,
             "backend_status": backend_status.as_str(),
+            "degraded_since": rfc3339_json(info.degraded_since),
             "workspaces": info.workspaces,
             "secrets": info.secrets,
             "sessions": info.sessions,
@@ -171,7 +176,10 @@ pub fn status(ctx: &Ctx) -> Result<(), Failure> {
     } else {
         output::print(&status_text(ctx, &info, backend_status))?;
     }
-    if backend_status == BackendStatus::Unavailable {
+    if matches!(
+        backend_status,
+        BackendStatus::Unavailable | BackendStatus::Degraded
+    ) {
         return Err(backend_unavailable(&info));
     }
     Ok(())
@@ -196,11 +204,14 @@ fn status_text(ctx: &Ctx, info: &StatusInfo, backend_status: BackendStatus) -> S
     let h = &info.hardening;
     let mut text = format!(
         "vault:    {} ({}, {})\n\
-         backend:  {}\n",
+         backend:  {}{}\n",
         info.state.as_str(),
         info.backend,
         info.vault_location,
         backend_status.as_str(),
+        info.degraded_since
+            .map(|since| format!(" since {} (reads from last-known copies)", rfc3339(since)))
+            .unwrap_or_default(),
     );
     if info.state == VaultState::Unlocked {
         text.push_str(&format!(

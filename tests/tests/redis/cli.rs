@@ -111,51 +111,75 @@ fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
 }
 
 /// `avp status` with Redis down shows the backend's health and exits 1 with
-/// `BACKEND_UNAVAILABLE`, as every `get` then does; before, it said "unlocked, 0 secrets"
-/// and exited 0.
+/// `BACKEND_UNAVAILABLE`; before, it said "unlocked, 0 secrets" and exited 0. With the
+/// last-known copies on (the default) the backend is `degraded` since the first failed
+/// contact, and a secret read or written before still reads; with them off
+/// (`--redis-stale-reads 0`) it is `unavailable` and nothing reads.
 #[test]
 fn status_with_redis_down_says_so_and_fails() {
-    let mut server = RedisServer::start_tcp();
-    let agent = agent_on(&server);
-    avp(&agent)
-        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-        .write_stdin(passphrase_line())
-        .assert()
-        .success();
-    set(&agent, "A", b"1");
-    let up = run(&agent, &["status"], b"");
-    assert_eq!(code(&up), 0, "{}", text(&up.stderr));
-    assert!(
-        text(&up.stdout).contains("\nbackend:  available\n"),
-        "{}",
-        text(&up.stdout)
-    );
+    for stale_reads in [true, false] {
+        let mut server = RedisServer::start_tcp();
+        let mut args = agent_args(&server.url());
+        if !stale_reads {
+            args.extend(["--redis-stale-reads".into(), "0".into()]);
+        }
+        let agent = TestAgent::start_with(AgentOptions {
+            args,
+            ..AgentOptions::default()
+        });
+        avp(&agent)
+            .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+            .write_stdin(passphrase_line())
+            .assert()
+            .success();
+        set(&agent, "A", b"1");
+        let up = run(&agent, &["status"], b"");
+        assert_eq!(code(&up), 0, "{}", text(&up.stderr));
+        assert!(
+            text(&up.stdout).contains("\nbackend:  available\n"),
+            "{}",
+            text(&up.stdout)
+        );
 
-    server.kill();
-    // The agent learns that Redis is gone from the first operation that needs it.
-    assert_eq!(code(&run(&agent, &["get", "A"], b"")), 1);
-    let down = run(&agent, &["status"], b"");
-    let (stdout, stderr) = (text(&down.stdout), text(&down.stderr));
-    assert_eq!(code(&down), 1, "{stdout}{stderr}");
-    assert!(stdout.contains("\nbackend:  unavailable\n"), "{stdout}");
-    assert!(
-        stderr.starts_with(&format!(
-            "avp: the redis backend at {} cannot be reached, so secrets can be neither read nor \
-             written (BACKEND_UNAVAILABLE) — ",
-            server.url()
-        )),
-        "{stderr}"
-    );
-    let json = run(&agent, &["--json", "status"], b"");
-    assert_eq!(code(&json), 1);
-    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(doc["backend_status"], "unavailable");
-    let err: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
-    assert_eq!(err["error"]["code"], "BACKEND_UNAVAILABLE");
+        server.kill();
+        // The agent learns that Redis is gone from the first operation that needs it.
+        let read = run(&agent, &["get", "A"], b"");
+        let (health, what) = if stale_reads {
+            assert_eq!(code(&read), 0, "{}", text(&read.stderr));
+            assert_eq!(read.stdout, b"1");
+            ("degraded", "only secrets read before can be read")
+        } else {
+            assert_eq!(code(&read), 1, "{}", text(&read.stderr));
+            ("unavailable", "secrets can be neither read nor written")
+        };
+        let down = run(&agent, &["status"], b"");
+        let (stdout, stderr) = (text(&down.stdout), text(&down.stderr));
+        assert_eq!(code(&down), 1, "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("\nbackend:  {health}")),
+            "{stdout}"
+        );
+        assert_eq!(stdout.contains(" since "), stale_reads, "{stdout}");
+        assert!(
+            stderr.starts_with(&format!(
+                "avp: the redis backend at {} cannot be reached, so {what}",
+                server.url()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("(BACKEND_UNAVAILABLE)"), "{stderr}");
+        let json = run(&agent, &["--json", "status"], b"");
+        assert_eq!(code(&json), 1);
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(doc["backend_status"], health);
+        assert_eq!(doc["degraded_since"].is_string(), stale_reads, "{doc}");
+        let err: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
+        assert_eq!(err["error"]["code"], "BACKEND_UNAVAILABLE");
 
-    server.restart();
-    assert_eq!(get(&agent, "A"), b"1");
-    assert_eq!(code(&run(&agent, &["status"], b"")), 0);
+        server.restart();
+        assert_eq!(get(&agent, "A"), b"1");
+        assert_eq!(code(&run(&agent, &["status"], b"")), 0);
+    }
 }
 
 #[test]
