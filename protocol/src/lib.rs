@@ -10,7 +10,7 @@
 //! - [`codec`]: the only place that knows the payload is bincode; always byte-limited.
 //! - [`frame`]: 4-byte big-endian length prefix, the 1 MiB cap enforced before allocating,
 //!   and blocking and async read/write helpers that tell *incomplete* from *invalid*.
-//! - [`json`]: the JSON-lines encoding of the same requests and answers (PROTOCOL.md §12),
+//! - `json` (feature `json`): the JSON-lines encoding of the same requests and answers (PROTOCOL.md §12),
 //!   for clients in any language on the same socket.
 //! - [`socket_path`]: where the agent's socket is (`AVP_SOCK`, then the XDG default), the
 //!   one rule the agent and the clients share.
@@ -23,6 +23,7 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "json")]
 pub mod json;
 #[cfg(doctest)]
 mod non_exhaustive;

@@ -53,7 +53,7 @@ const KEPT_VARIABLES: &[&str] = &[
     "DISPLAY",
     "WAYLAND_DISPLAY",
     "XAUTHORITY",
-    "XDG_RUNTIME_DIR",
+    avp_protocol::socket_path::RUNTIME_DIR_ENV,
     "DBUS_SESSION_BUS_ADDRESS",
     "TERM",
     "GPG_TTY",

@@ -170,7 +170,8 @@ fn build(case: &Case, bases: &[Vec<u8>]) -> (bool, Vec<u8>) {
 }
 
 /// Sends one case on a fresh connection and reads until the agent closes it. Every answer
-/// must be a whole, decodable frame.
+/// must be a whole, decodable frame (or, on a connection whose first byte is `{`, a whole
+/// JSON line).
 fn send_case(socket: &std::path::Path, hello: bool, bytes: &[u8]) -> Result<(), TestCaseError> {
     let mut stream = UnixStream::connect(socket).expect("connect");
     stream
@@ -193,6 +194,25 @@ fn send_case(socket: &std::path::Path, hello: bool, bytes: &[u8]) -> Result<(), 
         read.is_ok() || answers.is_empty() || started.elapsed() < Duration::from_secs(9),
         "the agent neither answered nor closed: {read:?}"
     );
+    if !hello && bytes.first() == Some(&b'{') {
+        // A first byte `{` chooses the JSON-lines wire (PROTOCOL.md §12): every answer is a
+        // whole JSON object on its own line.
+        let text = std::str::from_utf8(&answers);
+        prop_assert!(text.is_ok(), "an answer that is not UTF-8: {answers:?}");
+        let text = text.unwrap();
+        prop_assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "a cut answer: {text:?}"
+        );
+        for line in text.lines() {
+            let parsed = serde_json::from_str::<serde_json::Value>(line);
+            prop_assert!(
+                parsed.as_ref().is_ok_and(|v| v["ok"].is_boolean()),
+                "undecodable JSON answer: {line:?}"
+            );
+        }
+        return Ok(());
+    }
     let mut rest = &answers[..];
     while !rest.is_empty() {
         match frame::decode_frame::<Response>(rest) {
