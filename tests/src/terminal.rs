@@ -80,6 +80,12 @@ impl Terminal {
         self.input.flush().expect("type");
     }
 
+    /// Presses Ctrl-D (end of input) at the prompt.
+    pub fn end_of_input(&mut self) {
+        self.input.write_all(b"\x04").expect("type");
+        self.input.flush().expect("type");
+    }
+
     /// Waits for the exit; returns its code and the whole screen.
     pub fn finish(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -4,110 +4,13 @@
 
 use avp_tests::TestAgent;
 use avp_tests::cli::{avp, get, passphrase_line, set};
-use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// `avp ARGS` running on a pseudo-terminal, with what it printed so far.
-pub(crate) struct Terminal {
-    child: Child,
-    input: ChildStdin,
-    screen: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Terminal {
-    pub(crate) fn run(agent: &TestAgent, args: &str) -> Self {
-        Self::run_with_env(agent, args, &[])
-    }
-
-    /// `avp ARGS` (a shell command line: redirections work) with extra environment.
-    pub(crate) fn run_with_env(agent: &TestAgent, args: &str, env: &[(&str, &str)]) -> Self {
-        let command_line = format!("{} {args}", avp_tests::avp_bin().display());
-        let mut child = Command::new("script")
-            .args(["-q", "-e", "-c", &command_line, "/dev/null"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AVP_SOCK", &agent.socket)
-            .env("TERM", "dumb")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run script(1)");
-        let input = child.stdin.take().unwrap();
-        let mut output = child.stdout.take().unwrap();
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&screen);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 256];
-            while let Ok(n @ 1..) = output.read(&mut buf) {
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self {
-            child,
-            input,
-            screen,
-        }
-    }
-
-    pub(crate) fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until `text` has been printed, then a moment more so the prompt has switched
-    /// echo off before anything is typed.
-    pub(crate) fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.screen().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "never printed {text:?}: {:?}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    pub(crate) fn type_line(&mut self, line: &str) {
-        self.input
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-        self.input.flush().unwrap();
-    }
-
-    /// Presses Ctrl-D (end of input) at the prompt.
-    fn end_of_input(&mut self) {
-        self.input.write_all(b"\x04").unwrap();
-        self.input.flush().unwrap();
-    }
-
-    /// Waits for the exit; returns its code and the whole screen.
-    pub(crate) fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
-                return (status.code().unwrap_or(-1), self.screen());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "avp did not exit: {:?}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
+use avp_tests::terminal::Terminal;
 
 #[test]
 fn get_adds_a_newline_only_on_a_terminal() {
     let agent = TestAgent::start_initialized();
     set(&agent, "A", b"value");
-    let (code, screen) = Terminal::run(&agent, "get A").finish();
+    let (code, screen) = Terminal::run(&agent, "get A", &[]).finish();
     assert_eq!(code, 0);
     assert_eq!(screen, "value\r\n");
     assert_eq!(get(&agent, "A"), b"value", "no newline into a pipe");
@@ -116,7 +19,7 @@ fn get_adds_a_newline_only_on_a_terminal() {
 #[test]
 fn init_asks_twice_without_echo() {
     let agent = TestAgent::start();
-    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    let mut term = Terminal::run(&agent, "init --work-factor 10", &[]);
     term.wait_for("New vault passphrase: ");
     term.type_line("MARKER-typed");
     term.wait_for("Retype to confirm: ");
@@ -139,7 +42,7 @@ fn init_asks_twice_without_echo() {
 #[test]
 fn init_refuses_two_different_passphrases() {
     let agent = TestAgent::start();
-    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    let mut term = Terminal::run(&agent, "init --work-factor 10", &[]);
     term.wait_for("New vault passphrase: ");
     term.type_line("one");
     term.wait_for("Retype to confirm: ");
@@ -163,7 +66,7 @@ fn init_refuses_two_different_passphrases() {
 fn unlock_asks_once() {
     let agent = TestAgent::start_initialized();
     avp(&agent).arg("lock").assert().success();
-    let mut term = Terminal::run(&agent, "unlock");
+    let mut term = Terminal::run(&agent, "unlock", &[]);
     term.wait_for("Vault passphrase: ");
     term.type_line(avp_tests::TEST_PASSPHRASE);
     let (code, screen) = term.finish();
@@ -174,7 +77,7 @@ fn unlock_asks_once() {
 #[test]
 fn set_asks_for_a_hidden_value_twice() {
     let agent = TestAgent::start_initialized();
-    let mut term = Terminal::run(&agent, "set TOKEN");
+    let mut term = Terminal::run(&agent, "set TOKEN", &[]);
     term.wait_for("Value of TOKEN (hidden): ");
     term.type_line("MARKER-token");
     term.wait_for("Retype to confirm: ");
@@ -205,7 +108,7 @@ fn no_expiry_on_a_terminal_stores_the_current_value_again_without_asking() {
         .write_stdin(b"MARKER-kept".to_vec())
         .assert()
         .success();
-    let (code, screen) = Terminal::run(&agent, "set TEMP --no-expiry").finish();
+    let (code, screen) = Terminal::run(&agent, "set TEMP --no-expiry", &[]).finish();
     assert_eq!(code, 0, "{screen}");
     assert_eq!(
         screen,
@@ -227,7 +130,7 @@ fn no_expiry_on_a_terminal_stores_the_current_value_again_without_asking() {
 #[test]
 fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
     let agent = TestAgent::start_initialized();
-    let mut term = Terminal::run(&agent, "set TOKEN");
+    let mut term = Terminal::run(&agent, "set TOKEN", &[]);
     term.wait_for("Value of TOKEN (hidden): ");
     term.end_of_input();
     let (code, screen) = term.finish();
@@ -241,7 +144,7 @@ fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
     avp(&agent).args(["get", "TOKEN"]).assert().code(1);
 
     avp(&agent).arg("lock").assert().success();
-    let mut term = Terminal::run(&agent, "unlock");
+    let mut term = Terminal::run(&agent, "unlock", &[]);
     term.wait_for("Vault passphrase: ");
     term.end_of_input();
     let (code, screen) = term.finish();
@@ -255,7 +158,7 @@ fn end_of_input_at_a_prompt_cancels_and_changes_nothing() {
 #[test]
 fn an_empty_entry_is_refused_at_once() {
     let agent = TestAgent::start();
-    let mut term = Terminal::run(&agent, "init --work-factor 10");
+    let mut term = Terminal::run(&agent, "init --work-factor 10", &[]);
     term.wait_for("New vault passphrase: ");
     term.type_line("");
     let (code, screen) = term.finish();
@@ -277,7 +180,7 @@ fn an_empty_entry_is_refused_at_once() {
         .assert()
         .success();
     set(&agent, "K", b"kept");
-    let mut term = Terminal::run(&agent, "set K");
+    let mut term = Terminal::run(&agent, "set K", &[]);
     term.wait_for("Value of K (hidden): ");
     term.type_line("");
     let (code, screen) = term.finish();

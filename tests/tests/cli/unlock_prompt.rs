@@ -3,10 +3,10 @@
 //! with `--no-prompt` or `AVP_NO_PROMPT=1`, stdin and stdout left to the command, and one
 //! prompt for two terminals that meet the locked vault at once.
 
-use super::tty::Terminal;
 use avp_tests::TEST_PASSPHRASE;
 use avp_tests::TestAgent;
 use avp_tests::cli::{avp, get, set};
+use avp_tests::terminal::Terminal;
 
 fn locked_agent_with(name: &str, value: &[u8]) -> TestAgent {
     let agent = TestAgent::start_initialized();
@@ -18,7 +18,7 @@ fn locked_agent_with(name: &str, value: &[u8]) -> TestAgent {
 #[test]
 fn get_on_a_locked_vault_asks_unlocks_and_prints_the_value() {
     let agent = locked_agent_with("A", b"MARKER-value");
-    let mut term = Terminal::run(&agent, "get A");
+    let mut term = Terminal::run(&agent, "get A", &[]);
     term.wait_for("Vault passphrase: ");
     term.type_line(TEST_PASSPHRASE);
     let (code, screen) = term.finish();
@@ -33,7 +33,7 @@ fn get_on_a_locked_vault_asks_unlocks_and_prints_the_value() {
 #[test]
 fn a_wrong_passphrase_is_asked_again() {
     let agent = locked_agent_with("A", b"v");
-    let mut term = Terminal::run(&agent, "get A");
+    let mut term = Terminal::run(&agent, "get A", &[]);
     term.wait_for("Vault passphrase: ");
     term.type_line("wrong");
     term.wait_for("Wrong passphrase, try again.");
@@ -46,7 +46,7 @@ fn a_wrong_passphrase_is_asked_again() {
 #[test]
 fn three_wrong_passphrases_give_up() {
     let agent = locked_agent_with("A", b"v");
-    let mut term = Terminal::run(&agent, "get A");
+    let mut term = Terminal::run(&agent, "get A", &[]);
     for _ in 0..2 {
         term.wait_for("Vault passphrase: ");
         term.type_line("wrong");
@@ -63,11 +63,10 @@ fn three_wrong_passphrases_give_up() {
 #[test]
 fn no_prompt_flag_and_variable_keep_exit_4() {
     let agent = locked_agent_with("A", b"v");
-    let (code, screen) = Terminal::run(&agent, "--no-prompt get A").finish();
+    let (code, screen) = Terminal::run(&agent, "--no-prompt get A", &[]).finish();
     assert_eq!(code, 4, "{screen}");
     assert!(!screen.contains("Vault passphrase"), "{screen}");
-    let (code, screen) =
-        Terminal::run_with_env(&agent, "get A", &[("AVP_NO_PROMPT", "1")]).finish();
+    let (code, screen) = Terminal::run(&agent, "get A", &[("AVP_NO_PROMPT", "1")]).finish();
     assert_eq!(code, 4, "{screen}");
     assert!(!screen.contains("Vault passphrase"), "{screen}");
 }
@@ -79,7 +78,7 @@ fn stdin_stays_the_value_and_stdout_the_secret() {
     let input = files.path().join("in");
     let output = files.path().join("out");
     std::fs::write(&input, b"MARKER-piped").unwrap();
-    let mut term = Terminal::run(&agent, &format!("set PIPED - < '{}'", input.display()));
+    let mut term = Terminal::run(&agent, &format!("set PIPED - < '{}'", input.display()), &[]);
     term.wait_for("Vault passphrase: ");
     term.type_line(TEST_PASSPHRASE);
     let (code, screen) = term.finish();
@@ -87,7 +86,7 @@ fn stdin_stays_the_value_and_stdout_the_secret() {
     assert_eq!(get(&agent, "PIPED"), b"MARKER-piped");
 
     avp(&agent).arg("lock").assert().success();
-    let mut term = Terminal::run(&agent, &format!("get A > '{}'", output.display()));
+    let mut term = Terminal::run(&agent, &format!("get A > '{}'", output.display()), &[]);
     term.wait_for("Vault passphrase: ");
     term.type_line(TEST_PASSPHRASE);
     let (code, screen) = term.finish();
@@ -99,9 +98,9 @@ fn stdin_stays_the_value_and_stdout_the_secret() {
 #[test]
 fn two_terminals_on_a_locked_vault_get_one_prompt() {
     let agent = locked_agent_with("A", b"MARKER-both");
-    let mut first = Terminal::run(&agent, "get A");
+    let mut first = Terminal::run(&agent, "get A", &[]);
     first.wait_for("Vault passphrase: ");
-    let second = Terminal::run(&agent, "get A");
+    let second = Terminal::run(&agent, "get A", &[]);
     second.wait_for("waiting for the unlock in another terminal");
     first.type_line(TEST_PASSPHRASE);
     let (code, screen) = first.finish();

@@ -6,15 +6,8 @@ use avp_tests::cli::{
     assert_a_wide_workspace_lists_and_runs, assert_unlock_checks_the_passphrase_when_unlocked, avp,
     code, get, passphrase_line, run, set, text,
 };
-use avp_tests::redis::{RedisServer, agent_args};
+use avp_tests::redis::{RedisServer, agent_args, agent_on};
 use avp_tests::{AgentOptions, TestAgent};
-
-fn agent_on(server: &RedisServer) -> TestAgent {
-    TestAgent::start_with(AgentOptions {
-        args: agent_args(&server.url()),
-        ..AgentOptions::default()
-    })
-}
 
 #[test]
 fn init_set_get_ls_rm_across_two_agents() {

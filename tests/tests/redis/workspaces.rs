@@ -4,15 +4,7 @@
 //! listing nothing.
 
 use avp_tests::cli::{avp, code, passphrase_line, run, set, set_in, text};
-use avp_tests::redis::{RedisServer, agent_args};
-use avp_tests::{AgentOptions, TestAgent};
-
-fn agent_on(server: &RedisServer) -> TestAgent {
-    TestAgent::start_with(AgentOptions {
-        args: agent_args(&server.url()),
-        ..AgentOptions::default()
-    })
-}
+use avp_tests::redis::{RedisServer, agent_on};
 
 #[test]
 fn workspaces_lists_what_every_agent_stored() {
