@@ -403,3 +403,21 @@ fn an_unlock_from_elsewhere_answers_the_waiters_at_once() {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
 }
+
+/// The JSON-lines wire carries the flag too (PROTOCOL.md §12.7.3): an AUTHENTICATE line
+/// without `wait_for_unlock` answers `VAULT_LOCKED` at once and asks nobody; one with
+/// `"wait_for_unlock":true` unlocks through the same single dialog.
+#[test]
+fn the_json_wire_waits_for_the_unlock_only_when_asked() {
+    let pin = format!("pin={TEST_PASSPHRASE}");
+    let t = ScriptedAgent::start(&[&pin], &[], &[]);
+    let refused = authenticate(&mut t.agent.connect_json(), false);
+    assert_eq!(error_code(&refused), ErrorCode::VaultLocked);
+    assert_eq!(t.spawns(), 0, "no pinentry without wait_for_unlock");
+    let response = authenticate(&mut t.agent.connect_json(), true);
+    assert!(
+        matches!(response, Response::Authenticated(_)),
+        "{response:?}"
+    );
+    assert_eq!(t.spawns(), 1);
+}
