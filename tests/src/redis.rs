@@ -292,14 +292,6 @@ pub fn agent_args(url: &str) -> Vec<String> {
     ]
 }
 
-/// An agent on `server`'s Redis, with the default options otherwise.
-pub fn agent_on(server: &RedisServer) -> crate::TestAgent {
-    crate::TestAgent::start_with(crate::AgentOptions {
-        args: agent_args(&server.url()),
-        ..crate::AgentOptions::default()
-    })
-}
-
 /// True if `haystack` contains `needle`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)

@@ -2,11 +2,12 @@
 //! unlock` through another (two "machines" sharing one Redis), then set / get / ls / rm
 //! across them, and the errors a user sees when Redis is down.
 
+use super::agent_on;
 use avp_tests::cli::{
     assert_a_wide_workspace_lists_and_runs, assert_unlock_checks_the_passphrase_when_unlocked, avp,
     code, get, passphrase_line, run, set, text,
 };
-use avp_tests::redis::{RedisServer, agent_args, agent_on};
+use avp_tests::redis::{RedisServer, agent_args};
 use avp_tests::{AgentOptions, TestAgent};
 
 #[test]

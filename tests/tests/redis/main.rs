@@ -15,3 +15,14 @@ mod shared;
 mod stale;
 mod tls;
 mod workspaces;
+
+use avp_tests::redis::{RedisServer, agent_args};
+use avp_tests::{AgentOptions, TestAgent};
+
+/// An agent on `server`'s Redis, with the default options otherwise.
+fn agent_on(server: &RedisServer) -> TestAgent {
+    TestAgent::start_with(AgentOptions {
+        args: agent_args(&server.url()),
+        ..AgentOptions::default()
+    })
+}

@@ -3,8 +3,9 @@
 //! what another stored. With Redis down it fails with `BACKEND_UNAVAILABLE` rather than
 //! listing nothing.
 
+use super::agent_on;
 use avp_tests::cli::{avp, code, passphrase_line, run, set, set_in, text};
-use avp_tests::redis::{RedisServer, agent_on};
+use avp_tests::redis::RedisServer;
 
 #[test]
 fn workspaces_lists_what_every_agent_stored() {
