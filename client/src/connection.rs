@@ -141,19 +141,11 @@ impl Connection {
         if self.broken {
             return Err(self.disconnected());
         }
-        let result = frame::write_message(&mut self.stream, request)
-            .and_then(|()| frame::read_message::<Response>(&mut self.stream));
-        match result {
-            Ok(Some(response)) => Ok(response),
-            Ok(None) => {
-                self.broken = true;
-                Err(self.disconnected())
-            }
-            Err(err) => {
-                self.broken = true;
-                Err(transport_error(err, &self.socket, self.timeout))
-            }
+        if let Err(err) = frame::write_message(&mut self.stream, request) {
+            self.broken = true;
+            return Err(transport_error(err, &self.socket, self.timeout));
         }
+        self.read_answer()
     }
 
     fn disconnected(&self) -> Error {

@@ -372,24 +372,20 @@ fn redis(client: &mut Client, info: &StatusInfo) -> Option<Check> {
     })
 }
 
-/// `$XDG_STATE_HOME/avp/audit.jsonl`, the agent's default.
+/// `$XDG_STATE_HOME/avp/audit.jsonl`, the agent's default, resolved as the agent does
+/// (`directories`, agent/src/cli.rs).
 fn default_audit_log() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_default();
-    state.join("avp/audit.jsonl")
+    directories::BaseDirs::new()
+        .and_then(|dirs| dirs.state_dir().map(|state| state.join("avp/audit.jsonl")))
+        .unwrap_or_default()
 }
 
-/// `$XDG_CONFIG_HOME/systemd/user`, where `avp-agent --install-units` writes.
+/// `$XDG_CONFIG_HOME/systemd/user`, where `avp-agent --install-units` writes
+/// (agent/src/units.rs).
 fn default_units_dir() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+    directories::BaseDirs::new()
+        .map(|dirs| dirs.config_dir().join("systemd/user"))
         .unwrap_or_default()
-        .join("systemd/user")
 }
 
 fn run_checks(ctx: &Ctx, args: &DoctorArgs) -> Vec<Check> {
