@@ -5,8 +5,12 @@
 //! written to the file by a flusher thread at most [`FLUSH_DELAY`] later, in one `write(2)`
 //! per batch on an `O_APPEND` descriptor. Writing each line from the request path cost
 //! about 2 µs of a 12 µs RETRIEVE round trip (an ext4 append updates the inode's times
-//! under its journal); waking a writer thread per line cost more. The flusher sleeps while
-//! there is nothing to write, so an idle agent does not wake up for it. Dropping the log
+//! under its journal); waking a writer thread per line cost more. After a batch the flusher
+//! keeps looking every [`FLUSH_DELAY`] for [`STAY_AWAKE`] (twenty wake-ups a second of its own);
+//! only then does it sleep until a line arrives, so an idle agent does not wake up for it,
+//! and a request wakes it only when it has been asleep — a burst of one-shot commands (a
+//! script calling `avp get` in a loop) makes no cross-CPU wake-up in the middle of each
+//! request, which cost the request tens of microseconds on a small VM. Dropping the log
 //! (agent shutdown) writes what is left. A `SIGKILL` can lose the last 50 ms of lines; the
 //! file is only as tamper-proof as the user's own files anyway (the same uid can edit it).
 //! The file is created 0600.
@@ -26,7 +30,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroize;
 
 /// How long a line may wait in memory before it is written.
@@ -73,6 +77,9 @@ pub struct Event<'a> {
     pub stale: bool,
 }
 
+/// How long the flusher keeps looking for lines on its own after its last batch.
+const STAY_AWAKE: Duration = Duration::from_secs(5);
+
 /// The most buffer capacity the flusher keeps between batches (a 50 ms batch at ~400,000 requests
 /// a second); a bigger one, after a burst, is freed.
 const KEPT_BATCH_CAPACITY: usize = 4 << 20;
@@ -82,12 +89,15 @@ const KEPT_BATCH_CAPACITY: usize = 4 << 20;
 struct Pending {
     lines: Vec<u8>,
     closing: bool,
+    /// The flusher waits for [`Shared::wake`] (else it looks again on its own).
+    asleep: bool,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     pending: Mutex<Pending>,
-    /// Signalled when the first line lands in an empty buffer, and at close.
+    /// Signalled when the first line lands in an empty buffer while the flusher is asleep,
+    /// and at close.
     wake: Condvar,
 }
 
@@ -192,12 +202,12 @@ impl Audit {
 
     fn append(&self, event: &Event<'_>) {
         let mut pending = crate::sync::guard(&self.shared.pending);
-        let was_empty = pending.lines.is_empty();
+        let wake = pending.lines.is_empty() && pending.asleep;
         if serde_json::to_writer(&mut pending.lines, event).is_ok() {
             pending.lines.push(b'\n');
         }
         drop(pending);
-        if was_empty {
+        if wake {
             self.shared.wake.notify_one();
         }
     }
@@ -277,23 +287,39 @@ fn open_log_file(path: &Path) -> io::Result<File> {
 }
 
 /// The flusher: waits for a first line, lets more gather for [`FLUSH_DELAY`], writes them
-/// all in one append.
+/// all in one append; for [`STAY_AWAKE`] after that it looks every [`FLUSH_DELAY`] without
+/// being woken.
 fn flush_lines(mut file: File, shared: &Shared) {
     let mut failing = false;
     // The batch being written, swapped with the pending buffer so that both keep their
     // capacity: a buffer taken fresh for every batch regrew by doubling on the request path,
     // each step a copy and (under the zeroizing allocator) a wipe of the old block.
     let mut batch = Vec::new();
+    let mut last_batch: Option<Instant> = None;
     loop {
         let mut pending = crate::sync::guard(&shared.pending);
+        let awake = last_batch.is_some_and(|at| at.elapsed() < STAY_AWAKE);
+        // Lines found by looking have waited long enough already.
+        let gathered = pending.lines.is_empty() && !pending.closing && awake;
+        if gathered {
+            drop(pending);
+            std::thread::sleep(FLUSH_DELAY);
+            pending = crate::sync::guard(&shared.pending);
+            if pending.lines.is_empty() && !pending.closing {
+                continue;
+            }
+        }
         while pending.lines.is_empty() && !pending.closing {
+            pending.asleep = true;
             pending = shared
                 .wake
                 .wait(pending)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+        pending.asleep = false;
+        last_batch = Some(Instant::now());
         let closing = pending.closing;
-        if !closing {
+        if !closing && !gathered {
             drop(pending);
             std::thread::sleep(FLUSH_DELAY);
             pending = crate::sync::guard(&shared.pending);

@@ -8,44 +8,37 @@
 //! nothing, and often a hand-off between threads, per request. The connection cap (256 by
 //! default) bounds the threads, each with a small stack.
 //!
-//! Every wait on the peer is bounded. Waiting for the next request may last
-//! `connection_idle_timeout`; once the first byte of a frame has arrived, the whole frame
-//! must arrive within `frame_timeout` (a slow-loris client cannot hold a slot), and an
-//! answer must be taken within the same time. Eviction and shutdown reach a blocked read
-//! by shutting the socket down (see `server`). A frame's buffer is allocated only after
-//! its length passed the 1 MiB limit *and*, for a frame over [`UNBUDGETED_FRAME`], a share
-//! of the agent-wide frame memory budget was granted, so a thousand clients announcing big
-//! frames cannot make the agent allocate a gigabyte. Small frames — nearly every request,
-//! `Hello` included — never wait for the budget: they are bounded by the connection cap,
-//! and queueing them behind big frames would let a few clients announcing 1 MiB frames
-//! stall every other client until the frame timeout cut them off.
-//!
-//! Requests are read straight from the socket into their zeroizing frame buffer, never
-//! through a buffered reader: a reader's buffer lives as long as the connection and keeps
-//! the bytes of the last request that filled it — a secret value or a passphrase, still in
-//! memory after LOCK for as long as the client keeps the connection open (the reliability
-//! suite's memory scan found exactly that).
+//! Every wait on the peer is bounded, and every byte a client sends is wiped once its
+//! request is decoded: `reader` holds the receive buffer (the idle and frame timeouts, the
+//! 1 MiB limit and the agent-wide frame budget, see there), `outbox` the answers, written
+//! together when requests came together. Eviction and shutdown reach a blocked read by
+//! shutting the socket down (see `server`).
 //!
 //! JSON lines. A connection whose first byte is `{` speaks the JSON-lines wire (PROTOCOL.md
-//! §12) instead: `json` reads its lines and hands the same `Request`s to the same dispatcher,
-//! under the same timeouts, cap and budget; the first byte is only peeked at, so the bincode
-//! path reads exactly what it always did.
+//! §12) instead: `json` decodes its lines into the same `Request`s, handed to the same
+//! dispatcher through the same loop, under the same timeouts, cap and budget; only the codec
+//! and the Hello rule differ.
 //!
 //! Bad input closes this connection only: an oversized or undecodable frame is answered
 //! with `PROTOCOL_ERROR` first; a frame with a rejected field (an invalid name…) is answered
 //! with its code and the connection goes on.
 
 mod json;
+mod outbox;
+mod reader;
 
 use crate::audit::Peer;
+use crate::cmd::ConnectionSession;
 use crate::registry::{Registration, Registry};
-use crate::state::{AgentState, BUDGET_UNIT};
-use avp_protocol::frame::{self, FrameBuf, FrameError, HEADER_LEN};
+use crate::state::AgentState;
+use avp_protocol::frame::{self, FrameBuf, FrameError};
 use avp_protocol::{ErrorCode, ErrorResponse, PROTOCOL_VERSION, Request, Response};
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv};
+use outbox::Outbox;
+use reader::{Message, Reader, Wire};
 use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -78,17 +71,6 @@ impl Connection {
             timeout: ReadTimeout::default(),
         }
     }
-}
-
-/// Why reading a request stopped.
-enum Incoming {
-    /// A whole frame's payload.
-    Frame(FrameBuf),
-    /// The client closed between frames, went idle too long, was evicted, or the agent is
-    /// shutting down: close without a word.
-    Done,
-    /// The frame is bad: answer (if there is an answer) and close.
-    Bad(FrameError),
 }
 
 fn is_timeout(err: &io::Error) -> bool {
@@ -145,20 +127,6 @@ fn read_within(
     }
 }
 
-/// Reads into `buf` until it is full or `deadline` passes.
-fn read_until(
-    stream: &mut UnixStream,
-    timeout: &ReadTimeout,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<(), FrameError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        filled += read_within(stream, timeout, &mut buf[filled..], deadline)?;
-    }
-    Ok(())
-}
-
 impl Connection {
     /// Waits (at most the idle timeout) for the connection's first byte and peeks at it,
     /// leaving it to be read by the codec it chooses (PROTOCOL.md §12.1.1). `None` when the
@@ -175,66 +143,6 @@ impl Connection {
                 Err(Errno::EINTR) => {}
                 Ok(_) | Err(_) => return None,
             }
-        }
-    }
-
-    fn read_request(&self, stream: &mut UnixStream) -> Incoming {
-        let settings = &self.state.settings;
-        self.registration.set_idle();
-        // Wait (at most the idle timeout) for the start of the next frame.
-        let mut header = [0u8; HEADER_LEN];
-        let got = self
-            .timeout
-            .set(stream, settings.connection_idle_timeout)
-            .and_then(|()| read_some(stream, &mut header));
-        let got = match got {
-            Ok(0) | Err(_) => return Incoming::Done,
-            Ok(n) => n,
-        };
-        // Mid-frame: first in line for eviction at the cap until the frame is whole.
-        self.registration.set_reading();
-        let deadline = Instant::now() + settings.frame_timeout;
-        match self.read_rest(stream, header, got, deadline) {
-            Ok(payload) => {
-                self.registration.set_busy();
-                Incoming::Frame(payload)
-            }
-            Err(FrameError::Truncated) => {
-                tracing::debug!(pid = ?self.peer.pid, "frame cut off or not completed in time");
-                Incoming::Done
-            }
-            Err(err) => Incoming::Bad(err),
-        }
-    }
-
-    /// Reads the rest of a frame whose first `got` header bytes are in `header`, allocating
-    /// its payload only after the length and the budget allow it.
-    fn read_rest(
-        &self,
-        stream: &mut UnixStream,
-        mut header: [u8; HEADER_LEN],
-        got: usize,
-        deadline: Instant,
-    ) -> Result<FrameBuf, FrameError> {
-        read_until(stream, &self.timeout, &mut header[got..], deadline)?;
-        let len = frame::payload_len(header)?;
-        // Held while the payload is read; the request decoded from it is far smaller.
-        let _grant = if len <= UNBUDGETED_FRAME {
-            None
-        } else {
-            let units = len.div_ceil(BUDGET_UNIT);
-            let grant = self.state.frame_budget.take(units, deadline);
-            Some(grant.ok_or(FrameError::Truncated)?)
-        };
-        let mut payload = Zeroizing::new(vec![0u8; len]);
-        read_until(stream, &self.timeout, &mut payload, deadline)?;
-        Ok(payload)
-    }
-
-    fn write(&self, stream: &mut UnixStream, response: &Response) -> bool {
-        match encode_answer(response) {
-            Some(bytes) => stream.write_all(&bytes).is_ok(),
-            None => false,
         }
     }
 }
@@ -311,47 +219,132 @@ fn serve_requests(stream: &mut UnixStream, conn: &Connection) {
         return;
     }
     match conn.first_byte(stream) {
-        None => return,
-        Some(json::FIRST_BYTE) => return json::serve(conn, stream),
-        Some(_) => {}
+        None => {}
+        Some(json::FIRST_BYTE) => serve_messages(conn, stream, &json::CODEC),
+        Some(_) => serve_messages(conn, stream, &FRAMES),
     }
-    if !hello(conn, stream) {
-        return;
+}
+
+/// The answer to one message, and whether the connection closes after it.
+struct Reply {
+    response: Response,
+    close: bool,
+}
+
+impl Reply {
+    fn go_on(response: Response) -> Option<Self> {
+        Some(Self {
+            response,
+            close: false,
+        })
     }
-    let mut bound = crate::cmd::ConnectionSession::default();
+
+    fn close(response: Response) -> Option<Self> {
+        Some(Self {
+            response,
+            close: true,
+        })
+    }
+}
+
+/// What a wire needs besides its framing: how a message becomes a request, how an answer
+/// becomes bytes.
+struct Codec {
+    wire: Wire,
+    /// The answer to a message and whether the connection closes after it; `None` to
+    /// close without a word. `first` says whether it is the connection's first message.
+    turn: fn(&Connection, &[u8], bool, &mut ConnectionSession) -> Option<Reply>,
+    encode: fn(&Response) -> Option<Zeroizing<Vec<u8>>>,
+    /// The answer to a message over the 1 MiB limit, before the connection closes.
+    too_large: fn() -> Zeroizing<Vec<u8>>,
+}
+
+/// Length-prefixed bincode frames (PROTOCOL.md §2), `Hello` first.
+const FRAMES: Codec = Codec {
+    wire: Wire::Frames,
+    turn: frame_turn,
+    encode: encode_answer,
+    too_large: || {
+        let answer = answer_to_bad_frame(&FrameError::TooLarge(0));
+        answer
+            .and_then(|a| frame::encode(&a).ok())
+            .unwrap_or_default()
+    },
+};
+
+/// Reads, dispatches and answers until the client leaves or a message closes the
+/// connection; answers to requests that arrived together are written together.
+fn serve_messages(conn: &Connection, stream: &mut UnixStream, codec: &Codec) {
+    // The session the latest AUTHENTICATE on this connection opened (§6.17, §6.18).
+    let mut bound = ConnectionSession::default();
+    let mut reader = Reader::new(conn, codec.wire);
+    let mut outbox = Outbox::default();
+    let mut first = true;
     loop {
-        let payload = match conn.read_request(stream) {
-            Incoming::Frame(payload) => payload,
-            Incoming::Done => return,
-            Incoming::Bad(err) => {
-                tracing::debug!(error = %err, pid = ?conn.peer.pid, "bad frame; closing");
-                if let Some(answer) = answer_to_bad_frame(&err) {
-                    conn.write(stream, &answer);
-                }
+        let range = match reader.next(stream, &mut outbox) {
+            Message::Ready(range) => range,
+            Message::Done => return,
+            Message::TooLarge => {
+                tracing::debug!(pid = ?conn.peer.pid, "message over the limit; closing");
+                outbox.push(stream, (codec.too_large)());
+                outbox.flush(stream);
                 return;
             }
         };
-        let response = match frame::decode::<Request>(&payload) {
-            Ok(request) => {
-                drop(payload);
-                crate::cmd::dispatch(&conn.state, &conn.peer, request, &mut bound)
-            }
-            Err(FrameError::Rejected(code, reason)) => error(code, reason),
-            Err(err) => {
-                tracing::debug!(error = %err, pid = ?conn.peer.pid, "undecodable request; closing");
-                if let Some(answer) = answer_to_bad_frame(&err) {
-                    conn.write(stream, &answer);
-                }
-                return;
-            }
+        conn.registration.set_busy();
+        let turn = (codec.turn)(conn, reader.message(range), first, &mut bound);
+        reader.consume();
+        first = false;
+        let Some(reply) = turn else {
+            outbox.flush(stream);
+            return;
         };
-        if !conn.write(stream, &response) {
+        let answer = (codec.encode)(&reply.response);
+        drop(reply.response);
+        let sent = answer.is_some_and(|bytes| outbox.push(stream, bytes));
+        if !sent || reply.close {
+            outbox.flush(stream);
             return;
         }
     }
 }
 
-/// Serves `stream` for `peer` outside the accept loop, on the calling thread: no connection
+/// One bincode frame's answer: `Hello` must come first (and speak our version); then each
+/// request is dispatched. A rejected field is answered and the connection goes on; an
+/// undecodable frame is answered and closes it.
+fn frame_turn(
+    conn: &Connection,
+    payload: &[u8],
+    first: bool,
+    bound: &mut ConnectionSession,
+) -> Option<Reply> {
+    let decoded = frame::decode::<Request>(payload);
+    if first {
+        let refused = match decoded {
+            Ok(Request::Hello { version }) => return greeting(version),
+            Ok(_) | Err(FrameError::Rejected(..)) => {
+                "the first request on a connection must be Hello"
+            }
+            Err(_) => "malformed Hello; closing the connection",
+        };
+        return Reply::close(error(ErrorCode::ProtocolError, refused));
+    }
+    match decoded {
+        Ok(request) => Reply::go_on(crate::cmd::dispatch(
+            &conn.state,
+            &conn.peer,
+            request,
+            bound,
+        )),
+        Err(FrameError::Rejected(code, reason)) => Reply::go_on(error(code, reason)),
+        Err(err) => {
+            tracing::debug!(error = %err, pid = ?conn.peer.pid, "undecodable request; closing");
+            Reply::close(answer_to_bad_frame(&err)?)
+        }
+    }
+}
+
+/// Serves `stream` for `peer` outside the server, on the calling thread: no connection
 /// cap, but otherwise exactly the code path of an accepted connection (`Hello`, framing, the
 /// frame budget, dispatch). This is how the fuzz target drives request handling
 /// in-process, over one end of a `UnixStream::pair()`, without a listening socket.
@@ -363,60 +356,27 @@ pub fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
     serve(stream, Connection::new(state, peer, registration));
 }
 
-/// The first exchange: the client's `Hello` with a version we speak. Anything else is
-/// answered and the connection closed.
-fn hello(conn: &Connection, stream: &mut UnixStream) -> bool {
-    let payload = match conn.read_request(stream) {
-        Incoming::Frame(payload) => payload,
-        Incoming::Done | Incoming::Bad(FrameError::Truncated | FrameError::Io(_)) => return false,
-        Incoming::Bad(err) => {
-            if let Some(answer) = answer_to_bad_frame(&err) {
-                conn.write(stream, &answer);
-            }
-            return false;
-        }
-    };
-    let response = match frame::decode::<Request>(&payload) {
-        Ok(Request::Hello { version }) => match greeting(version) {
-            (ok, true) => return conn.write(stream, &ok),
-            (refused, false) => refused,
-        },
-        Ok(_) | Err(FrameError::Rejected(..)) => error(
-            ErrorCode::ProtocolError,
-            "the first request on a connection must be Hello",
-        ),
-        Err(_) => error(
-            ErrorCode::ProtocolError,
-            "malformed Hello; closing the connection",
-        ),
-    };
-    conn.write(stream, &response);
-    false
-}
-
-/// The answer to a client's `Hello{version}`, on either wire, and whether the connection
-/// goes on: yes when we speak its version; else the answer is `VERSION_MISMATCH` and the
-/// connection closes.
-fn greeting(version: u32) -> (Response, bool) {
+/// The answer to a client's `Hello{version}`, on either wire: the connection goes on when we
+/// speak its version; else the answer is `VERSION_MISMATCH` and the connection closes.
+fn greeting(version: u32) -> Option<Reply> {
     if version == PROTOCOL_VERSION {
-        let ok = Response::Hello {
+        return Reply::go_on(Response::Hello {
             version: PROTOCOL_VERSION,
-        };
-        return (ok, true);
+        });
     }
-    let mismatch = error(
+    Reply::close(error(
         ErrorCode::VersionMismatch,
         format!(
             "client speaks protocol version {version}, this agent speaks {PROTOCOL_VERSION}: \
              use an avp client and agent from the same release"
         ),
-    );
-    (mismatch, false)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use avp_protocol::frame::HEADER_LEN;
     use avp_protocol::{Labels, ListPage, SecretMeta, SecretName, Timestamp};
     use std::collections::BTreeMap;
 

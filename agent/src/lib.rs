@@ -5,8 +5,8 @@
 //! - [`cli`]: the daemon's flags (README "Running the agent") and the paths they
 //!   resolve to (PROTOCOL.md §2.1; README "Files and environment").
 //! - [`socket`]: the socket directory rules, binding, stale-socket and second-agent checks.
-//! - [`server`]: accept loop, peer-credential check, connection cap, a thread per
-//!   connection, graceful drain.
+//! - [`server`]: accepting (the thread woken for a client serves it), peer-credential check,
+//!   connection cap, a thread per connection, graceful drain.
 //! - [`registry`]: the live connections: the cap, eviction, reaching a blocked read.
 //! - [`connection`]: one connection: read → dispatch → write, every wait bounded.
 //! - [`cmd`]: the dispatcher and the AVP operations, grouped by what they act on.
@@ -39,13 +39,16 @@
 //!
 //! The agent uses one model: blocking threads and std synchronisation, no async runtime.
 //! A connection is a thread in a blocking `read` (measured faster than an event loop for
-//! AVP's microsecond requests: see `connection`); the accept loop, the lock timers, the
-//! signals (`sigwait` on a mask every thread inherits) and the `-- CMD` child (`waitpid`)
-//! each have a thread of their own; the Redis backend uses redis-rs's blocking client, as
+//! AVP's microsecond requests: see `connection`), and the same threads wait for new clients
+//! (`server`: whoever the kernel wakes serves); the lock timers, the signals (`sigwait` on a
+//! mask every thread inherits) and the `-- CMD` child (`waitpid`) each have a thread of
+//! their own; the Redis backend uses redis-rs's blocking client, as
 //! backend calls already run on those threads. The logind watcher (`logind`) is a thread
 //! blocked on zbus's blocking message iterator; zbus drives the D-Bus socket on an executor
-//! thread of its own, inside the crate, which the agent never sees. Waits are on condvars, channels, `poll` and
-//! `sigwait`, never a sleep-and-check loop: shutdown is a message on a channel (see
+//! thread of its own, inside the crate, which the agent never sees. Waits are on condvars,
+//! channels, `poll`/`epoll` and `sigwait`, never a sleep-and-check loop (the one timed look
+//! is the audit flusher's, for five seconds after a batch, so that requests need not wake
+//! it: see `audit`): shutdown is a message on a channel (see
 //! `lifecycle`), the drain waits for the last connection to leave (`registry`), an unlock
 //! waits for the previous backend's drop (`lock_state`). A runtime would only have added a
 //! second model for the four background waits.

@@ -1,6 +1,6 @@
 //! The live connections: the connection cap, whom to evict at it, and reaching a connection
 //! blocked in `read` (see `server` for the rules). Each connection thread holds its
-//! [`Registration`] and updates its phase; the accept loop admits, evicts and, at shutdown,
+//! [`Registration`] and updates its phase; the server admits, evicts and, at shutdown,
 //! stops them reading and waits for the last one to leave.
 //!
 //! A connection's socket descriptor is only used under the registry's lock, and a
@@ -12,7 +12,7 @@ use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,9 @@ pub struct Registry {
     next_id: Mutex<u64>,
     /// Signalled when the last connection leaves (the shutdown drain waits on it).
     emptied: Condvar,
+    /// Set by [`Registry::stop_reading`] under the `connections` lock: no connection is
+    /// admitted after it, so none escapes the shutdown.
+    stopping: AtomicBool,
 }
 
 /// A connection's entry in the [`Registry`]; removed on drop.
@@ -149,6 +152,7 @@ impl Default for Registry {
             connections: Mutex::default(),
             next_id: Mutex::default(),
             emptied: Condvar::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 }
@@ -162,10 +166,14 @@ impl Registry {
 
     /// Registers the connection on `socket` if there is room, evicting at `cap` the oldest
     /// partial frame, else the longest-idle connection (see the module docs). `None`: at
-    /// the cap with every connection busy.
+    /// the cap with every connection busy, or the agent is stopping
+    /// ([`stopping`](Self::stopping)).
     pub fn admit(self: &Arc<Self>, cap: usize, socket: &UnixStream) -> Option<Registration> {
         let socket = socket.as_raw_fd();
         let mut connections = guard(&self.connections);
+        if self.stopping.load(Ordering::Relaxed) {
+            return None;
+        }
         if connections.len() >= cap {
             // A connection whose peer has already hung up (its thread not yet scheduled to
             // notice) goes first: it costs no live client its slot.
@@ -214,11 +222,18 @@ impl Registry {
         })
     }
 
-    /// Stops every connection from reading another request.
+    /// Stops every connection from reading another request, and admits no more.
     pub fn stop_reading(&self) {
-        for tracked in guard(&self.connections).values() {
+        let connections = guard(&self.connections);
+        self.stopping.store(true, Ordering::Relaxed);
+        for tracked in connections.values() {
             let _ = shutdown(tracked.socket, Shutdown::Read);
         }
+    }
+
+    /// True once [`stop_reading`](Self::stop_reading) was called.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Waits until no connection is live, for `within` at most; returns how many are left.

@@ -33,7 +33,7 @@ struct Owned {
 /// The listening socket and how it came to be.
 #[derive(Debug)]
 pub struct AgentSocket {
-    /// The listener, non-blocking: the accept loop polls it with a wake pipe (see `server`).
+    /// The listener, non-blocking: the connection threads wait on it with a wake pipe (see `server`).
     pub listener: UnixListener,
     /// The path clients use.
     pub path: PathBuf,

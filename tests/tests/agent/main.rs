@@ -17,5 +17,6 @@ mod pinentry;
 mod pipelined;
 mod semantics;
 mod systemd;
+mod threads;
 mod vault_fixture;
 mod vault_special_files;
