@@ -1,6 +1,6 @@
-//! `avp get NAME --clip`: the value reaches a real X clipboard (Xvfb + xclip), never stdout or
-//! argv, and the detached clearer empties the clipboard after the delay only if it still
-//! holds that value.
+//! `avp get NAME --clip`: the value reaches a real X clipboard (Xvfb, through xclip, or xsel
+//! when xclip is not installed), never stdout or argv, and the detached clearer empties the
+//! clipboard after the delay only if it still holds that value.
 
 use avp_tests::TestAgent;
 use avp_tests::cli::{avp, code, set, text};
@@ -77,15 +77,53 @@ impl Drop for Xvfb {
     }
 }
 
-/// `avp --json get NAME -c --clear-after AFTER` in the X session; returns the JSON answer.
-fn get_clip(agent: &TestAgent, x: &Xvfb, name: &str, after: &str) -> serde_json::Value {
-    let out: Output = avp(agent)
-        .env("DISPLAY", &x.display)
+/// The clipboard tool avp is to find: on `PATH` as the tests run (xclip), or alone.
+#[derive(Clone, Copy)]
+enum Tool {
+    Xclip,
+    Xsel,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Xclip => "xclip",
+            Self::Xsel => "xsel",
+        }
+    }
+}
+
+/// `avp --json get NAME -c --clear-after AFTER` in the X session, finding only `tool`;
+/// returns the JSON answer.
+fn get_clip(agent: &TestAgent, x: &Xvfb, tool: Tool, name: &str, after: &str) -> serde_json::Value {
+    let mut command = avp(agent);
+    command.env("DISPLAY", &x.display);
+    if let Tool::Xsel = tool {
+        // A PATH holding only xsel, so avp (and its clearer, which inherits it) cannot
+        // prefer xclip.
+        let bin = agent.dir.path().join("only-xsel");
+        if !bin.exists() {
+            std::fs::create_dir(&bin).unwrap();
+            let xsel = which("xsel").expect("xsel (apt install xsel; .ci/run installs it)");
+            std::os::unix::fs::symlink(xsel, bin.join("xsel")).unwrap();
+        }
+        // xsel refuses to run without a HOME (where it would keep its log); a session has one.
+        command.env("PATH", &bin).env("HOME", agent.dir.path());
+    }
+    let out: Output = command
         .args(["--json", "get", name, "--clip", "--clear-after", after])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+/// `program` on the tests' `PATH`.
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 /// True once `pid` has exited (gone, or a zombie nobody reaped yet).
@@ -111,42 +149,64 @@ fn cmdline(pid: u64) -> Vec<u8> {
     std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
 }
 
-#[test]
-fn clip_copies_the_value_and_clears_it_after_the_delay() {
+fn copies_the_value_and_clears_it_after_the_delay(tool: Tool) {
     let agent = TestAgent::start_initialized();
     let x = Xvfb::start();
     set(&agent, "FIRST", b"first-clip-value");
     set(&agent, "SECOND", b"second-clip-value");
 
-    let answer = get_clip(&agent, &x, "FIRST", "0");
+    let answer = get_clip(&agent, &x, tool, "FIRST", "0");
     assert_eq!(answer["copied"], true);
-    assert_eq!(answer["tool"], "xclip");
+    assert_eq!(answer["tool"], tool.name());
     assert!(answer["clearer_pid"].is_null(), "{answer}");
     assert_eq!(x.clipboard(), b"first-clip-value");
 
     // A different value, so a copy that silently failed would leave FIRST's behind, which
     // the clearer (comparing with SECOND) would not clear.
-    let answer = get_clip(&agent, &x, "SECOND", "2s");
+    let answer = get_clip(&agent, &x, tool, "SECOND", "2s");
+    assert_eq!(answer["tool"], tool.name());
     assert_eq!(answer["clear_after_seconds"], 2);
     let pid = answer["clearer_pid"].as_u64().expect("a clearer pid");
     assert!(
         !text(&cmdline(pid)).contains("second-clip-value"),
         "the value is in the clearer's argv"
     );
+    assert_eq!(x.clipboard(), b"second-clip-value");
     wait_exit(pid);
     assert_eq!(text(&x.clipboard()), "", "the clipboard was not cleared");
 }
 
-#[test]
-fn clip_leaves_what_the_user_copied_meanwhile() {
+fn leaves_what_the_user_copied_meanwhile(tool: Tool) {
     let agent = TestAgent::start_initialized();
     let x = Xvfb::start();
     set(&agent, "TOKEN", b"token-clip-value");
-    let answer = get_clip(&agent, &x, "TOKEN", "4s");
+    let answer = get_clip(&agent, &x, tool, "TOKEN", "4s");
+    assert_eq!(answer["tool"], tool.name());
     let pid = answer["clearer_pid"].as_u64().expect("a clearer pid");
     x.copy(b"something the user copied");
     wait_exit(pid);
     assert_eq!(text(&x.clipboard()), "something the user copied");
+}
+
+#[test]
+fn clip_copies_the_value_and_clears_it_after_the_delay() {
+    copies_the_value_and_clears_it_after_the_delay(Tool::Xclip);
+}
+
+#[test]
+fn clip_leaves_what_the_user_copied_meanwhile() {
+    leaves_what_the_user_copied_meanwhile(Tool::Xclip);
+}
+
+/// Issue 16: the xsel path (X11 without xclip) had no test.
+#[test]
+fn clip_with_xsel_copies_the_value_and_clears_it_after_the_delay() {
+    copies_the_value_and_clears_it_after_the_delay(Tool::Xsel);
+}
+
+#[test]
+fn clip_with_xsel_leaves_what_the_user_copied_meanwhile() {
+    leaves_what_the_user_copied_meanwhile(Tool::Xsel);
 }
 
 #[test]
