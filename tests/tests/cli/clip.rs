@@ -1,6 +1,7 @@
-//! `avp get NAME --clip`: the value reaches a real X clipboard (Xvfb, through xclip, or xsel
-//! when xclip is not installed), never stdout or argv, and the detached clearer empties the
-//! clipboard after the delay only if it still holds that value.
+//! `avp get NAME --clip`: the value reaches a real clipboard — X (Xvfb, through xclip, or xsel
+//! when xclip is not installed) or Wayland (a headless sway, through wl-copy) — never stdout
+//! or argv, and the detached clearer empties the clipboard after the delay only if it still
+//! holds that value.
 
 use avp_tests::TestAgent;
 use avp_tests::cli::{avp, code, set, text};
@@ -12,6 +13,29 @@ use std::time::{Duration, Instant};
 struct Xvfb {
     child: Child,
     display: String,
+}
+
+/// A graphical session with a clipboard, read and written by its own tools.
+trait Session {
+    /// The environment that points a program at the session.
+    fn env(&self) -> Vec<(&'static str, std::ffi::OsString)>;
+    /// What the clipboard holds (empty when nothing owns it).
+    fn clipboard(&self) -> Vec<u8>;
+    /// Copies `value` as another program would.
+    fn copy(&self, value: &[u8]);
+}
+
+/// Runs `command` with `value` on its standard input; it must succeed.
+fn feed(mut command: Command, value: &[u8]) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a clipboard tool");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(value).unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 impl Xvfb {
@@ -42,8 +66,14 @@ impl Xvfb {
             display: format!(":{number}"),
         }
     }
+}
 
-    /// What xclip reads from the CLIPBOARD selection (empty when nothing owns it).
+impl Session for Xvfb {
+    fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![("DISPLAY", self.display.clone().into())]
+    }
+
+    /// What xclip reads from the CLIPBOARD selection.
     fn clipboard(&self) -> Vec<u8> {
         let out = Command::new("xclip")
             .args(["-selection", "clipboard", "-out"])
@@ -54,19 +84,12 @@ impl Xvfb {
         out.stdout
     }
 
-    /// Copies `value` as another program would.
     fn copy(&self, value: &[u8]) {
-        let mut child = Command::new("xclip")
+        let mut xclip = Command::new("xclip");
+        xclip
             .args(["-selection", "clipboard", "-in"])
-            .env("DISPLAY", &self.display)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xclip");
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(value).unwrap();
-        assert!(child.wait().unwrap().success());
+            .env("DISPLAY", &self.display);
+        feed(xclip, value);
     }
 }
 
@@ -77,11 +100,131 @@ impl Drop for Xvfb {
     }
 }
 
-/// The clipboard tool avp is to find: on `PATH` as the tests run (xclip), or alone.
+/// A headless Wayland compositor: sway on wlroots' headless backend, with no input device
+/// and no Xwayland. sway refuses to run as root, so under root it runs as `nobody` (in a
+/// runtime directory `nobody` owns, whose socket root can still connect to).
+struct Sway {
+    child: Child,
+    runtime: tempfile::TempDir,
+    display: String,
+}
+
+impl Sway {
+    const NOBODY: u32 = 65_534;
+
+    fn start() -> Self {
+        let runtime = tempfile::tempdir().unwrap();
+        let config = runtime.path().join("config");
+        std::fs::write(&config, "xwayland disable\n").unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            let nobody = Some(nix::unistd::Uid::from_raw(Self::NOBODY));
+            let nogroup = Some(nix::unistd::Gid::from_raw(Self::NOBODY));
+            for path in [runtime.path(), config.as_path()] {
+                nix::unistd::chown(path, nobody, nogroup).unwrap();
+            }
+        }
+        let mut command = if root {
+            let mut setpriv = Command::new("setpriv");
+            let id = Self::NOBODY.to_string();
+            setpriv.args([
+                &format!("--reuid={id}"),
+                &format!("--regid={id}"),
+                "--clear-groups",
+                "sway",
+            ]);
+            setpriv
+        } else {
+            Command::new("sway")
+        };
+        let child = command
+            .arg("--config")
+            .arg(&config)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", runtime.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("WLR_BACKENDS", "headless")
+            .env("WLR_LIBINPUT_NO_DEVICES", "1")
+            .env("WLR_RENDERER", "pixman")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sway (apt install sway wl-clipboard; .ci/run installs them)");
+        let mut sway = Self {
+            child,
+            runtime,
+            display: String::new(),
+        };
+        // Its socket, wayland-N, is there once it listens.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let socket = std::fs::read_dir(sway.runtime.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .find(|name| {
+                    name.strip_prefix("wayland-")
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                });
+            if let Some(socket) = socket {
+                sway.display = socket;
+                return sway;
+            }
+            if let Some(status) = sway.child.try_wait().unwrap() {
+                panic!("sway exited with {status} before listening");
+            }
+            assert!(Instant::now() < deadline, "sway did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn tool(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.envs(self.env());
+        command
+    }
+}
+
+impl Session for Sway {
+    fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("XDG_RUNTIME_DIR", self.runtime.path().into()),
+            ("WAYLAND_DISPLAY", self.display.clone().into()),
+        ]
+    }
+
+    /// What wl-paste reads (it fails, printing nothing, when nothing is copied).
+    fn clipboard(&self) -> Vec<u8> {
+        let out = self
+            .tool("wl-paste")
+            .arg("--no-newline")
+            .stderr(Stdio::null())
+            .output()
+            .expect("wl-paste (apt install wl-clipboard)");
+        out.stdout
+    }
+
+    fn copy(&self, value: &[u8]) {
+        feed(self.tool("wl-copy"), value);
+    }
+}
+
+impl Drop for Sway {
+    fn drop(&mut self) {
+        // Its clients (wl-copy's servers) end with it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The clipboard tool avp is to find: on `PATH` as the tests run (xclip under X, wl-copy
+/// under Wayland), or xsel alone.
 #[derive(Clone, Copy)]
 enum Tool {
     Xclip,
     Xsel,
+    WlCopy,
 }
 
 impl Tool {
@@ -89,15 +232,30 @@ impl Tool {
         match self {
             Self::Xclip => "xclip",
             Self::Xsel => "xsel",
+            Self::WlCopy => "wl-copy",
+        }
+    }
+
+    /// A session of the kind the tool serves.
+    fn session(self) -> Box<dyn Session> {
+        match self {
+            Self::Xclip | Self::Xsel => Box::new(Xvfb::start()),
+            Self::WlCopy => Box::new(Sway::start()),
         }
     }
 }
 
-/// `avp --json get NAME -c --clear-after AFTER` in the X session, finding only `tool`;
+/// `avp --json get NAME -c --clear-after AFTER` in the session, finding only `tool`;
 /// returns the JSON answer.
-fn get_clip(agent: &TestAgent, x: &Xvfb, tool: Tool, name: &str, after: &str) -> serde_json::Value {
+fn get_clip(
+    agent: &TestAgent,
+    session: &dyn Session,
+    tool: Tool,
+    name: &str,
+    after: &str,
+) -> serde_json::Value {
     let mut command = avp(agent);
-    command.env("DISPLAY", &x.display);
+    command.envs(session.env());
     if let Tool::Xsel = tool {
         // A PATH holding only xsel, so avp (and its clearer, which inherits it) cannot
         // prefer xclip.
@@ -151,11 +309,11 @@ fn cmdline(pid: u64) -> Vec<u8> {
 
 fn copies_the_value_and_clears_it_after_the_delay(tool: Tool) {
     let agent = TestAgent::start_initialized();
-    let x = Xvfb::start();
+    let x = tool.session();
     set(&agent, "FIRST", b"first-clip-value");
     set(&agent, "SECOND", b"second-clip-value");
 
-    let answer = get_clip(&agent, &x, tool, "FIRST", "0");
+    let answer = get_clip(&agent, &*x, tool, "FIRST", "0");
     assert_eq!(answer["copied"], true);
     assert_eq!(answer["tool"], tool.name());
     assert!(answer["clearer_pid"].is_null(), "{answer}");
@@ -163,7 +321,7 @@ fn copies_the_value_and_clears_it_after_the_delay(tool: Tool) {
 
     // A different value, so a copy that silently failed would leave FIRST's behind, which
     // the clearer (comparing with SECOND) would not clear.
-    let answer = get_clip(&agent, &x, tool, "SECOND", "2s");
+    let answer = get_clip(&agent, &*x, tool, "SECOND", "2s");
     assert_eq!(answer["tool"], tool.name());
     assert_eq!(answer["clear_after_seconds"], 2);
     let pid = answer["clearer_pid"].as_u64().expect("a clearer pid");
@@ -178,9 +336,9 @@ fn copies_the_value_and_clears_it_after_the_delay(tool: Tool) {
 
 fn leaves_what_the_user_copied_meanwhile(tool: Tool) {
     let agent = TestAgent::start_initialized();
-    let x = Xvfb::start();
+    let x = tool.session();
     set(&agent, "TOKEN", b"token-clip-value");
-    let answer = get_clip(&agent, &x, tool, "TOKEN", "4s");
+    let answer = get_clip(&agent, &*x, tool, "TOKEN", "4s");
     assert_eq!(answer["tool"], tool.name());
     let pid = answer["clearer_pid"].as_u64().expect("a clearer pid");
     x.copy(b"something the user copied");
@@ -207,6 +365,17 @@ fn clip_with_xsel_copies_the_value_and_clears_it_after_the_delay() {
 #[test]
 fn clip_with_xsel_leaves_what_the_user_copied_meanwhile() {
     leaves_what_the_user_copied_meanwhile(Tool::Xsel);
+}
+
+/// Issue 16: the Wayland path (wl-copy, wl-paste, wl-copy --clear) had no test.
+#[test]
+fn clip_with_wl_copy_copies_the_value_and_clears_it_after_the_delay() {
+    copies_the_value_and_clears_it_after_the_delay(Tool::WlCopy);
+}
+
+#[test]
+fn clip_with_wl_copy_leaves_what_the_user_copied_meanwhile() {
+    leaves_what_the_user_copied_meanwhile(Tool::WlCopy);
 }
 
 #[test]
