@@ -6,7 +6,7 @@ use crate::connection::{DEFAULT_TIMEOUT, transport_error};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::socket_path;
-use avp_protocol::frame::nonblocking;
+use avp_protocol::frame::{self, nonblocking};
 use avp_protocol::{
     Cursor, DeleteResult, DiscoverInfo, HistoryResult, Labels, ListPage, Passphrase, Response,
     RotateResult, Secret, SecretMeta, SecretName, SecretValue, StatusInfo, StoreResult,
@@ -14,6 +14,7 @@ use avp_protocol::{
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 /// An async connection to the agent. Calls take `&mut self`: one request is in flight at a
@@ -41,23 +42,54 @@ impl AsyncClient {
 
     /// Connects to `socket`, waiting at most `timeout` for each answer.
     pub async fn connect_with_timeout(socket: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
-        let socket = socket.as_ref().to_path_buf();
+        let mut client = Self::open(socket.as_ref(), timeout).await?;
+        let version = client.run(calls::hello()).await?;
+        client.agent_version = calls::check_version(version)?;
+        Ok(client)
+    }
+
+    /// Connects to `socket` and checks, before the first byte is sent, that it is our own
+    /// agent (see `trust`); no `Hello` yet.
+    async fn open(socket: &Path, timeout: Duration) -> Result<Self> {
+        let socket = socket.to_path_buf();
         let stream = match UnixStream::connect(&socket).await {
             Ok(stream) => stream,
             Err(source) => return Err(Error::NoAgent { socket, source }),
         };
-        // Before the first byte: is this our own agent? (See `trust`.)
         crate::trust::check(&socket, &stream)?;
-        let mut client = Self {
+        Ok(Self {
             stream,
             socket,
             timeout,
             agent_version: 0,
             broken: false,
-        };
-        let version = client.run(calls::hello()).await?;
+        })
+    }
+
+    /// Reads `name` (or its retained `version`) from `workspace` in a session of its own,
+    /// in one round trip, as [`crate::Client::retrieve_once`] does: `Hello`,
+    /// `Authenticate`, RETRIEVE_IN_CONNECTION_SESSION and TERMINATE_CONNECTION_SESSION go
+    /// out in one write and are answered in order (PROTOCOL.md §3.5, §6.17). The session
+    /// lives only for this call; each answer is awaited at most [`DEFAULT_TIMEOUT`]. The
+    /// first refusal is the error: a refused `Authenticate` (e.g. `VAULT_LOCKED`) rather
+    /// than the `SESSION_NOT_FOUND` the read then gets.
+    pub async fn retrieve_once(
+        socket: impl AsRef<Path>,
+        workspace: &WorkspaceId,
+        agent_id: &str,
+        name: &SecretName,
+        version: Option<u32>,
+    ) -> Result<Secret> {
+        let once = calls::RetrieveOnce::new(workspace, agent_id, name, version);
+        let mut client = Self::open(socket.as_ref(), DEFAULT_TIMEOUT).await?;
+        let (hello, frames) = calls::pipelined(&once.requests())?;
+        let version = hello.finish(client.exchange(&frames).await?)?;
         client.agent_version = calls::check_version(version)?;
-        Ok(client)
+        let authenticated = client.exchange(&[]).await;
+        let retrieved = client.exchange(&[]).await;
+        // Read so the session is over before we return.
+        let _ = client.exchange(&[]).await;
+        once.finish(authenticated, retrieved)
     }
 
     /// The socket this client is connected to.
@@ -76,6 +108,14 @@ impl AsyncClient {
     }
 
     async fn run<T>(&mut self, call: Call<T>) -> Result<T> {
+        let frame = frame::encode(&call.request).map_err(Error::Protocol)?;
+        let response = self.exchange(&frame).await?;
+        call.finish(response)
+    }
+
+    /// Writes `frames` (whole frames; none to read the next answer of a pipelined write)
+    /// and reads one answer, within the timeout.
+    async fn exchange(&mut self, frames: &[u8]) -> Result<Response> {
         if self.broken {
             return Err(Error::Disconnected {
                 socket: self.socket.clone(),
@@ -84,7 +124,10 @@ impl AsyncClient {
         // Until the answer is in, a cancelled future leaves the stream mid-frame.
         self.broken = true;
         let exchange = async {
-            nonblocking::write_message(&mut self.stream, &call.request).await?;
+            if !frames.is_empty() {
+                self.stream.write_all(frames).await?;
+                self.stream.flush().await?;
+            }
             nonblocking::read_message::<Response>(&mut self.stream).await
         };
         let response = match tokio::time::timeout(self.timeout, exchange).await {
@@ -103,7 +146,7 @@ impl AsyncClient {
             Ok(Ok(Some(response))) => response,
         };
         self.broken = false;
-        call.finish(response)
+        Ok(response)
     }
 
     /// What the agent is and can do.

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::session::Session;
+use avp_protocol::frame::{self, FrameBuf};
 use avp_protocol::{
     Cursor, DeleteResult, DiscoverInfo, ExpiryChange, HistoryResult, Labels, Limits, ListPage,
     PROTOCOL_VERSION, Passphrase, Request, Response, RotateResult, Secret, SecretName, SecretValue,
@@ -181,6 +182,76 @@ pub(crate) fn terminate_connection_session() -> Call<()> {
     Call::new(Request::TerminateConnectionSession, |r| {
         unit(r, |r| matches!(r, Response::Terminated))
     })
+}
+
+/// `Hello` and then `requests` as one buffer of frames, for one write (PROTOCOL.md §3.5:
+/// the agent answers them in order). Returns the `Hello` call, whose answer comes first.
+pub(crate) fn pipelined(requests: &[&Request]) -> Result<(Call<u32>, FrameBuf)> {
+    let hello = hello();
+    let mut bytes = frame::encode(&hello.request).map_err(Error::Protocol)?;
+    for request in requests {
+        bytes.extend_from_slice(&frame::encode(*request).map_err(Error::Protocol)?);
+    }
+    Ok((hello, bytes))
+}
+
+/// The lifetime a one-shot read asks for its session: it is ended at once; the short
+/// lifetime only bounds a session whose end is lost.
+const ONE_SHOT_TTL_SECONDS: u64 = 60;
+
+/// A read in a session of its own, in one round trip (`Client::retrieve_once` and
+/// `AsyncClient::retrieve_once`): AUTHENTICATE, RETRIEVE_IN_CONNECTION_SESSION and
+/// TERMINATE_CONNECTION_SESSION, sent after `Hello` in one write (PROTOCOL.md §6.17).
+#[derive(Debug)]
+pub(crate) struct RetrieveOnce {
+    authenticate: Call<Session>,
+    retrieve: Call<Secret>,
+    terminate: Call<()>,
+}
+
+impl RetrieveOnce {
+    pub(crate) fn new(
+        workspace: &WorkspaceId,
+        agent_id: &str,
+        name: &SecretName,
+        version: Option<u32>,
+    ) -> Self {
+        Self {
+            authenticate: authenticate(workspace, agent_id, Some(ONE_SHOT_TTL_SECONDS), false),
+            retrieve: retrieve_in_connection_session(name, version),
+            terminate: terminate_connection_session(),
+        }
+    }
+
+    /// The requests to send after `Hello`, in order; each gets one answer.
+    pub(crate) fn requests(&self) -> [&Request; 3] {
+        [
+            &self.authenticate.request,
+            &self.retrieve.request,
+            &self.terminate.request,
+        ]
+    }
+
+    /// The secret, from the answers to AUTHENTICATE and RETRIEVE (the caller reads the
+    /// TERMINATE answer too, so the session is over before it returns, and ignores it: a
+    /// session whose end failed expires on its own). The first refusal is the error: a
+    /// refused AUTHENTICATE (e.g. `VAULT_LOCKED`) rather than the `SESSION_NOT_FOUND` the
+    /// read then gets.
+    pub(crate) fn finish(
+        self,
+        authenticated: Result<Response>,
+        retrieved: Result<Response>,
+    ) -> Result<Secret> {
+        let Self {
+            authenticate,
+            retrieve,
+            terminate: _,
+        } = self;
+        let session = authenticated.and_then(|r| authenticate.finish(r));
+        let secret = retrieved.and_then(|r| retrieve.finish(r));
+        session?;
+        secret
+    }
 }
 
 pub(crate) fn delete(session: &Session, name: &SecretName) -> Call<DeleteResult> {

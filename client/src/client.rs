@@ -13,9 +13,6 @@ use avp_protocol::{
 use std::path::Path;
 use std::time::Duration;
 
-/// The lifetime [`Client::retrieve_once`] asks for its session.
-const ONE_SHOT_TTL_SECONDS: u64 = 60;
-
 /// A blocking connection to the agent. Every call sends one request and waits (at most the
 /// timeout, [`DEFAULT_TIMEOUT`] unless changed) for its answer.
 ///
@@ -65,23 +62,14 @@ impl Client {
         name: &SecretName,
         version: Option<u32>,
     ) -> Result<Secret> {
-        // Ended at once; the short lifetime only bounds a session whose end is lost.
-        let authenticate =
-            calls::authenticate(workspace, agent_id, Some(ONE_SHOT_TTL_SECONDS), false);
-        let retrieve = calls::retrieve_in_connection_session(name, version);
-        let terminate = calls::terminate_connection_session();
-        let mut conn = Connection::open_pipelined(
-            socket.as_ref(),
-            DEFAULT_TIMEOUT,
-            &[&authenticate.request, &retrieve.request, &terminate.request],
-        )?;
-        let session = conn.read_answer().and_then(|r| authenticate.finish(r));
-        let secret = conn.read_answer().and_then(|r| retrieve.finish(r));
-        // Read so the session is over before we return; a failure to end it early
-        // changes nothing (it expires with the agent's default lifetime).
+        let once = calls::RetrieveOnce::new(workspace, agent_id, name, version);
+        let mut conn =
+            Connection::open_pipelined(socket.as_ref(), DEFAULT_TIMEOUT, &once.requests())?;
+        let authenticated = conn.read_answer();
+        let retrieved = conn.read_answer();
+        // Read so the session is over before we return.
         let _ = conn.read_answer();
-        session?;
-        secret
+        once.finish(authenticated, retrieved)
     }
 
     /// The socket this client is connected to.

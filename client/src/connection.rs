@@ -67,11 +67,7 @@ impl Connection {
         requests: &[&Request],
     ) -> Result<Self> {
         let mut conn = Self::connect(socket, timeout)?;
-        let hello = calls::hello();
-        let mut bytes = frame::encode(&hello.request).map_err(Error::Protocol)?;
-        for request in requests {
-            bytes.extend_from_slice(&frame::encode(*request).map_err(Error::Protocol)?);
-        }
+        let (hello, bytes) = calls::pipelined(requests)?;
         if let Err(err) = io::Write::write_all(&mut conn.stream, &bytes) {
             conn.broken = true;
             return Err(transport_error(err.into(), &conn.socket, conn.timeout));

@@ -310,10 +310,10 @@ pub struct RotateArgs {
     #[arg(long)]
     pub generate: bool,
 
-    /// Length of a generated value
-    #[arg(long, value_name = "N", default_value_t = 32, requires = "generate",
+    /// Length of a generated value (with --generate) [default: 32]
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub length: u32,
+    pub length: Option<u32>,
 
     #[command(flatten)]
     pub empty: AllowEmpty,

@@ -55,6 +55,14 @@ pub enum Failure {
         /// The error.
         source: io::Error,
     },
+    /// avp was stopped by a signal, after cleaning up (`avp edit` on SIGTERM/SIGHUP): the
+    /// line is the problem alone, the JSON code `INTERRUPTED`, the exit status 128 + signal.
+    Interrupted {
+        /// What was stopped and what was done about it.
+        problem: String,
+        /// The exit status.
+        status: u8,
+    },
     /// End quietly with this status (a child's status, or a closed stdout pipe).
     Exit(u8),
 }
@@ -132,13 +140,14 @@ impl Failure {
                 EXIT_REFUSED
             }
             Self::Usage { .. } => EXIT_USAGE,
+            Self::Interrupted { status, .. } => *status,
             Self::Exit(code) => *code,
         }
     }
 
     /// The code on the error line: the AVP code, or avp's own for failures that have none
-    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`). `None` for a
-    /// quiet exit.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`,
+    /// `INTERRUPTED`). `None` for a quiet exit.
     pub fn code(&self) -> Option<String> {
         match self {
             Self::Client(err) => Some(match err.code() {
@@ -153,6 +162,7 @@ impl Failure {
             Self::Usage { .. } => Some("USAGE".to_owned()),
             Self::Input { .. } => Some("INVALID_INPUT".to_owned()),
             Self::Io { .. } => Some("IO_ERROR".to_owned()),
+            Self::Interrupted { .. } => Some("INTERRUPTED".to_owned()),
             Self::Exit(_) => None,
         }
     }
@@ -168,6 +178,7 @@ impl Failure {
                 format!("{context}: {source}"),
                 Some("check the path and its permissions".to_owned()),
             ),
+            Self::Interrupted { problem, .. } => (problem.clone(), None),
             Self::Exit(_) => (String::new(), None),
         }
     }
@@ -177,13 +188,17 @@ impl Failure {
         match self {
             Self::Client(err) => err.code(),
             Self::Refused { code, .. } => Some(*code),
-            Self::Usage { .. } | Self::Input { .. } | Self::Io { .. } | Self::Exit(_) => None,
+            Self::Usage { .. }
+            | Self::Input { .. }
+            | Self::Io { .. }
+            | Self::Interrupted { .. }
+            | Self::Exit(_) => None,
         }
     }
 
     /// The one-line message: `problem (AVP_CODE) — next step`; avp's own codes
-    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`) appear only in
-    /// the JSON form.
+    /// (`NO_AGENT`, `UNTRUSTED_SOCKET`, `USAGE`, `INVALID_INPUT`, `IO_ERROR`, `INTERRUPTED`)
+    /// appear only in the JSON form.
     pub fn line(&self) -> String {
         let (problem, next) = self.problem_and_next_step();
         let mut line = problem;

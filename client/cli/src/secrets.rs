@@ -287,10 +287,21 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<(), Failure> {
 }
 
 pub fn rotate(ctx: &Ctx, args: RotateArgs) -> Result<(), Failure> {
+    // Checked here, not by clap: its `requires` lets `--length` through when a value is
+    // given, since the value conflicts with --generate.
+    if args.length.is_some() && !args.generate {
+        return Err(Failure::usage(
+            "--length goes with --generate",
+            "add --generate, or drop --length to store the value given",
+        ));
+    }
     let workspace = ctx.workspace()?;
     let name = context::name(&args.name)?;
     let value = if args.generate {
-        generate::alphanumeric(args.length as usize)?
+        generate::alphanumeric(
+            args.length
+                .unwrap_or(crate::commands::generated::DEFAULT_LENGTH) as usize,
+        )?
     } else {
         input::value(args.value, name.as_str(), args.empty.allow_empty)?
     };

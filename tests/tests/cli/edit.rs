@@ -186,26 +186,28 @@ fn editor_emptying(agent: &TestAgent) -> PathBuf {
     editor(agent, "emptying", ": > \"$1\"")
 }
 
-#[test]
-fn sigterm_to_avp_stops_the_editor_and_wipes_the_file() {
-    let agent = TestAgent::start_initialized();
+/// Runs `avp ARGS` (an `edit`) with an editor that waits, sends `signal` to avp once the
+/// editor has its file, and checks the editor was stopped and the file wiped; returns avp's
+/// output.
+fn edit_stopped_by(agent: &TestAgent, args: &[&str], signal: nix::sys::signal::Signal) -> Output {
     let runtime = runtime_dir();
-    set(&agent, "KEY", b"old");
     let record = agent.dir.path().join("record");
+    let _ = std::fs::remove_file(&record);
     // Records its pid and file, then waits as a person at an editor would.
     let editor = editor(
-        &agent,
+        agent,
         "ed",
         "echo \"$$ $1\" > \"$REC.tmp\"\nmv \"$REC.tmp\" \"$REC\"\nexec sleep 600",
     );
     let avp = Command::new(avp_tests::avp_bin())
-        .args(["edit", "KEY"])
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AVP_SOCK", &agent.socket)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .env("EDITOR", &editor)
         .env("REC", &record)
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run avp edit");
@@ -222,20 +224,56 @@ fn sigterm_to_avp_stops_the_editor_and_wipes_the_file() {
         "the file exists while the editor runs"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(avp.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(avp.id() as i32), signal).unwrap();
     let out = avp.wait_with_output().expect("wait for avp");
+    assert!(entries(runtime.path()).is_empty(), "the directory is gone");
+    assert!(!avp_tests::sys::alive(editor_pid), "the editor was stopped");
+    out
+}
+
+#[test]
+fn sigterm_to_avp_stops_the_editor_and_wipes_the_file() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "KEY", b"old");
+    let out = edit_stopped_by(&agent, &["edit", "KEY"], nix::sys::signal::Signal::SIGTERM);
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),
         "avp: stopped by SIGTERM: the editor was ended, the temporary file wiped, nothing stored\n"
     );
-    assert!(entries(runtime.path()).is_empty(), "the directory is gone");
-    assert!(!avp_tests::sys::alive(editor_pid), "the editor was stopped");
+    assert!(out.stdout.is_empty());
     assert_eq!(get(&agent, "KEY"), b"old");
+}
+
+/// Issue 16: under --json the stop was reported as plain text; it is the JSON error
+/// document (code INTERRUPTED), alone on stderr, with the same exit status.
+#[test]
+fn a_signal_to_avp_edit_under_json_is_the_json_error_document() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "KEY", b"old");
+    for (signal, status) in [
+        (nix::sys::signal::Signal::SIGHUP, 129),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let out = edit_stopped_by(&agent, &["--json", "edit", "KEY"], signal);
+        assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&stderr).unwrap_or_else(|err| panic!("{err}: {stderr:?}"));
+        assert_eq!(
+            doc,
+            serde_json::json!({"error": {
+                "code": "INTERRUPTED",
+                "message": format!(
+                    "stopped by {signal}: the editor was ended, the temporary file wiped, \
+                     nothing stored"
+                ),
+            }})
+        );
+        assert_eq!(get(&agent, "KEY"), b"old");
+    }
 }
 
 #[test]

@@ -163,3 +163,49 @@ fn generate_options_need_generate_and_exclude_a_value() {
     }
     assert_eq!(code(&run(&agent, &["get", "A"], b"")), 1, "nothing stored");
 }
+
+/// Issue 16: `rotate A v --length 5` was accepted and stored `v` (clap's `requires` does not
+/// fire when the value, which conflicts with --generate, is given). Every generate-only
+/// option without --generate is a usage error on `set` and `rotate`, with or without a
+/// value, and under --json the JSON error document with code USAGE; nothing is stored.
+#[test]
+fn generate_options_without_generate_are_usage_errors_under_json_too() {
+    let agent = TestAgent::start_initialized();
+    set(&agent, "A", b"old");
+    let cases: [(&[&str], &[u8]); 9] = [
+        (&["rotate", "A", "new", "--length", "5"], b""),
+        (&["rotate", "A", "-", "--length", "5"], b"new"),
+        (&["rotate", "A", "--length", "5"], b"new"),
+        (&["rotate", "A", "new", "--charset", "hex"], b""),
+        (&["rotate", "A", "--charset", "hex"], b"new"),
+        (&["set", "A", "new", "--length", "5"], b""),
+        (&["set", "A", "-", "--length", "5"], b"new"),
+        (&["set", "A", "new", "--charset", "hex"], b""),
+        (&["set", "A", "--charset", "hex"], b"new"),
+    ];
+    for (args, stdin) in cases {
+        let out = run(&agent, args, stdin);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+
+        let json_args: Vec<&str> = std::iter::once("--json")
+            .chain(args.iter().copied())
+            .collect();
+        let out = run(&agent, &json_args, stdin);
+        assert_eq!(code(&out), 2, "{json_args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{json_args:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|err| panic!("{json_args:?}: {err}: {}", text(&out.stderr)));
+        assert_eq!(doc["error"]["code"], "USAGE", "{json_args:?}: {doc}");
+        assert_eq!(text(&out.stderr).lines().count(), 1, "{json_args:?}");
+    }
+    assert_eq!(get(&agent, "A"), b"old", "nothing stored");
+    assert_eq!(history_len(&agent, "A"), 1);
+    // With --generate, rotate's --length still works.
+    let out = run(&agent, &["rotate", "A", "--generate", "--length", "7"], b"");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(get(&agent, "A").len(), 7);
+    let out = run(&agent, &["rotate", "A", "--generate"], b"");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(get(&agent, "A").len(), 32);
+}

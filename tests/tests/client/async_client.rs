@@ -147,3 +147,158 @@ async fn authenticate_waiting_unlocks_through_the_pinentry() {
     assert_eq!(t.spawns(), 1);
     client.terminate(session).await.unwrap();
 }
+
+/// Issue 16: `AsyncClient::retrieve_once`, the async twin of `Client::retrieve_once` (one
+/// write of Hello + AUTHENTICATE + RETRIEVE + TERMINATE): the value or version asked, in the
+/// workspace asked, with the session ended on return; the same answers as the blocking
+/// one, the first refusal as the error (VAULT_LOCKED, not SESSION_NOT_FOUND).
+#[tokio::test]
+async fn retrieve_once_reads_in_one_write_like_the_blocking_client() {
+    let agent = TestAgent::start_initialized();
+    let team = WorkspaceId::new("team").unwrap();
+    let mut client = AsyncClient::connect_to(&agent.socket).await.unwrap();
+    for (workspace, values) in [
+        (&team, &[&b"v1"[..], b"\xffv2"][..]),
+        (&WorkspaceId::default_workspace(), &[b"other"]),
+    ] {
+        let session = client.authenticate(workspace).await.unwrap();
+        for value in values {
+            client
+                .store(
+                    &session,
+                    &name("K"),
+                    SecretValue::from_slice(value),
+                    StoreOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+        client.terminate(session).await.unwrap();
+    }
+
+    let once = |workspace: WorkspaceId, secret: &'static str, version: Option<u32>| {
+        let socket = agent.socket.clone();
+        async move {
+            let got = AsyncClient::retrieve_once(
+                &socket,
+                &workspace,
+                "async-once",
+                &name(secret),
+                version,
+            )
+            .await;
+            let blocking = tokio::task::spawn_blocking(move || {
+                avp_client::Client::retrieve_once(
+                    &socket,
+                    &workspace,
+                    "blocking-once",
+                    &name(secret),
+                    version,
+                )
+            })
+            .await
+            .unwrap();
+            match (&got, &blocking) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.value.expose_secret(), b.value.expose_secret());
+                    assert_eq!(a.version, b.version);
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                _ => panic!("async {got:?}, blocking {blocking:?}"),
+            }
+            got
+        }
+    };
+    let secret = once(team.clone(), "K", None).await.unwrap();
+    assert_eq!(secret.value.expose_secret(), b"\xffv2");
+    assert_eq!(secret.version, 2);
+    let secret = once(team.clone(), "K", Some(1)).await.unwrap();
+    assert_eq!(secret.value.expose_secret(), b"v1");
+    let secret = once(WorkspaceId::default_workspace(), "K", None)
+        .await
+        .unwrap();
+    assert_eq!(secret.value.expose_secret(), b"other");
+    let err = once(team.clone(), "MISSING", None).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::SecretNotFound), "{err:?}");
+
+    // Every one-shot session was ended before the call returned.
+    assert_eq!(client.status().await.unwrap().sessions, 0);
+
+    client.lock().await.unwrap();
+    let err = once(team.clone(), "K", None).await.unwrap_err();
+    assert!(matches!(err, Error::VaultLocked), "{err:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let err = AsyncClient::retrieve_once(
+        dir.path().join("none.sock"),
+        &team,
+        "async-once",
+        &name("K"),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::NoAgent { .. }), "{err:?}");
+}
+
+/// `AsyncClient::retrieve_once` sends its four requests before it reads any answer: a peer
+/// that reads all four frames before answering (as `tests/cli/fast_get.rs` does for
+/// `avp get`) gets them, in order, and its answers come back in order.
+#[tokio::test]
+async fn retrieve_once_sends_its_four_requests_before_reading() {
+    use avp_protocol::{ErrorResponse, PROTOCOL_VERSION, Request, Response, frame};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut requests = Vec::new();
+        for _ in 0..4 {
+            match frame::read_message::<Request>(&mut stream) {
+                Ok(Some(request)) => requests.push(request),
+                other => return Err(format!("after {requests:?}: {other:?}")),
+            }
+        }
+        let refused = |code| Response::Error(ErrorResponse::new(code, "refused"));
+        for answer in [
+            Response::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            refused(ErrorCode::VaultLocked),
+            refused(ErrorCode::SessionNotFound),
+            refused(ErrorCode::SessionNotFound),
+        ] {
+            frame::write_message(&mut stream, &answer).unwrap();
+        }
+        Ok(requests)
+    });
+    let team = WorkspaceId::new("team").unwrap();
+    let got = tokio::time::timeout(
+        Duration::from_secs(30),
+        AsyncClient::retrieve_once(&socket, &team, "async-once", &name("API_KEY"), Some(3)),
+    )
+    .await
+    .expect("answered");
+    let requests = tokio::task::spawn_blocking(move || peer.join().unwrap())
+        .await
+        .unwrap()
+        .expect("four requests before any answer");
+    assert!(matches!(requests[0], Request::Hello { .. }), "{requests:?}");
+    assert!(
+        matches!(&requests[1], Request::Authenticate { workspace, agent_id, .. }
+            if workspace == &team && agent_id == "async-once"),
+        "{requests:?}"
+    );
+    assert!(
+        matches!(&requests[2], Request::RetrieveInConnectionSession { name, version: Some(3) }
+            if name.as_str() == "API_KEY"),
+        "{requests:?}"
+    );
+    assert_eq!(requests[3], Request::TerminateConnectionSession);
+    // The first refusal is the error: the locked vault, not the missing session.
+    let err = got.unwrap_err();
+    assert!(matches!(err, Error::VaultLocked), "{err:?}");
+}

@@ -1,6 +1,7 @@
 //! `rm`'s question on a terminal: `Delete NAME from workspace W? [y/N]`. Asked only when
 //! standard input is a terminal and neither `-f` nor `--yes` was given; a script (no
-//! terminal) deletes as before, without asking.
+//! terminal) deletes as before, without asking. The question is on the terminal, the outcome
+//! where every outcome goes (under `--json`, a refusal is the JSON error document on stderr).
 
 use crate::fail::Failure;
 use avp_client::{Client, ErrorCode, SecretName, Session, WorkspaceId};
@@ -28,19 +29,25 @@ pub fn delete(
     ))
 }
 
-/// Prints `question` on stderr and reads one line: true only for `y` or `yes` (any case).
-/// End of input (Ctrl-D) is a no.
+/// Prints `question` on the terminal and reads one line from standard input: true only for
+/// `y` or `yes` (any case). End of input (Ctrl-D) is a no. The question goes to `/dev/tty`
+/// (stderr only when there is none), so a redirected stderr — under `--json`, the error
+/// document — holds the outcome alone, and a person whose stderr is redirected still sees it.
 fn yes(question: &str) -> Result<bool, Failure> {
-    let mut err = io::stderr().lock();
-    let _ = err.write_all(question.as_bytes());
-    let _ = err.flush();
+    let mut out: Box<dyn Write> = match crate::unlock_prompt::terminal() {
+        Some(tty) => Box::new(tty),
+        None => Box::new(io::stderr().lock()),
+    };
+    let _ = out.write_all(question.as_bytes());
+    let _ = out.flush();
     let mut answer = String::new();
     let read = io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Failure::io("cannot read the answer from the terminal", e))?;
     if read == 0 {
-        let _ = err.write_all(b"\n");
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
     }
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),

@@ -91,10 +91,13 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> Result<(), Failure> {
         }
         Ended::Stopped(signal) => {
             drop(scratch);
-            output::note(&format!(
-                "avp: stopped by {signal}: the editor was ended, the temporary file wiped, nothing stored"
-            ));
-            return Err(Failure::Exit(128 + signal as i32 as u8));
+            return Err(Failure::Interrupted {
+                problem: format!(
+                    "stopped by {signal}: the editor was ended, the temporary file wiped, \
+                     nothing stored"
+                ),
+                status: 128 + signal as i32 as u8,
+            });
         }
     };
     drop(scratch);

@@ -13,8 +13,9 @@ use crate::secrets::{expiry, label_change};
 use avp_client::{ErrorCode, SecretValue, StoreOptions};
 use serde_json::json;
 
-/// Default length of a generated value: 32 alphanumerics are about 190 bits.
-const DEFAULT_LENGTH: u32 = 32;
+/// Default length of a generated value (`set` and `rotate`): 32 alphanumerics are about
+/// 190 bits.
+pub const DEFAULT_LENGTH: u32 = 32;
 
 /// `--length`, `--charset`, `--print` and `--force` mean something only with `--generate`
 /// (checked here: clap's `requires` does not catch them on this command).
