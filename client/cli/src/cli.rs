@@ -5,6 +5,7 @@ pub use crate::commands::copy::CopyArgs;
 pub use crate::commands::edit::EditArgs;
 pub use crate::commands::restore::RestoreArgs;
 use crate::complete;
+use crate::deferred::Deferred;
 use crate::generate::Charset;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCompleter;
@@ -71,61 +72,61 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the vault and leave it unlocked
-    Init(InitArgs),
+    Init(Deferred<InitArgs>),
     /// Unlock the vault
-    Unlock(PassphraseArgs),
+    Unlock(Deferred<PassphraseArgs>),
     /// Lock the vault now (ends every session)
     Lock,
     /// Change the vault's passphrase
-    Passwd(PasswdArgs),
+    Passwd(Deferred<PasswdArgs>),
     /// Show whether the vault is locked, its counts and timers, and client and agent versions
     Status,
     /// Show what the agent is and can do (AVP DISCOVER)
     Discover,
     /// Store a secret (a new one, or a new version)
-    Set(SetArgs),
+    Set(Deferred<SetArgs>),
     /// Print a secret's value, byte for byte
-    Get(GetArgs),
+    Get(Deferred<GetArgs>),
     /// List the workspace's secrets (names and metadata, never values)
-    Ls(LsArgs),
+    Ls(Deferred<LsArgs>),
     /// Delete a secret and all its versions (asks first on a terminal)
-    Rm(RmArgs),
+    Rm(Deferred<RmArgs>),
     /// Give an existing secret a new value, keeping its labels and expiry
-    Rotate(RotateArgs),
+    Rotate(Deferred<RotateArgs>),
     /// List a secret's retained versions
-    History(NameArg),
+    History(Deferred<NameArg>),
     /// Edit a secret's value in $VISUAL or $EDITOR (a private file on a tmpfs, wiped after)
-    Edit(EditArgs),
+    Edit(Deferred<EditArgs>),
     /// Copy a secret (value, labels, expiry) to another name or workspace
-    Cp(CopyArgs),
+    Cp(Deferred<CopyArgs>),
     /// Move a secret to another name or workspace (deleted only once the copy is stored)
-    Mv(CopyArgs),
+    Mv(Deferred<CopyArgs>),
     /// Store a retained older version's value again, as a new version (undo a bad `set`)
-    Restore(RestoreArgs),
+    Restore(Deferred<RestoreArgs>),
     /// List the workspaces that hold secrets, with their counts
     Workspaces,
     /// Show the agent's audit log as a table (`--json`: its JSON lines as written)
-    Audit(AuditArgs),
+    Audit(Deferred<AuditArgs>),
     /// Store every entry of a dotenv or JSON file; the whole file is checked before the
     /// first write
-    Import(ImportArgs),
+    Import(Deferred<ImportArgs>),
     /// Write the workspace's secrets as a dotenv or JSON file
-    Export(ExportArgs),
+    Export(Deferred<ExportArgs>),
     /// Run a command with the workspace's secrets in its environment
     #[command(override_usage = "avp run [OPTIONS] -- <CMD> [ARGS]...")]
-    Run(RunArgs),
+    Run(Deferred<RunArgs>),
     /// Print a shell completion script (subcommands and flags; for secret names too, see
     /// `COMPLETE=bash avp` in the README)
-    Completions(CompletionsArgs),
+    Completions(Deferred<CompletionsArgs>),
     /// Check the setup (agent, versions, permissions, limits, units, audit log, Redis): one
     /// line per check with the fix; exits 1 if any check fails
-    Doctor(DoctorArgs),
+    Doctor(Deferred<DoctorArgs>),
     /// Write the man pages (avp.1 and one page per subcommand) to a directory
-    Man(ManArgs),
+    Man(Deferred<ManArgs>),
     /// Internal: clears the clipboard after `get --clip`'s delay if it still holds the value
     /// (read from standard input, never the command line)
     #[command(name = "__clip-clear", hide = true)]
-    ClipClear(ClipClearArgs),
+    ClipClear(Deferred<ClipClearArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -506,7 +507,7 @@ mod tests {
     fn run_takes_the_command_after_double_dash() {
         let cli =
             Cli::try_parse_from(["avp", "run", "--only", "A", "--", "sh", "-c", "x"]).unwrap();
-        let Command::Run(run) = cli.command else {
+        let Command::Run(Deferred(run)) = cli.command else {
             panic!("not run")
         };
         assert_eq!(run.only, ["A"]);

@@ -8,6 +8,7 @@ mod code_env;
 mod commands;
 mod complete;
 mod context;
+mod deferred;
 mod doctor;
 mod dotenv;
 mod fail;
@@ -28,40 +29,41 @@ mod unlock_prompt;
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 use context::Ctx;
+use deferred::Deferred;
 use fail::Failure;
 use std::process::ExitCode;
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Init(args) => lock_commands::init(ctx, args),
-        Command::Unlock(args) => lock_commands::unlock(ctx, args),
+        Command::Init(Deferred(args)) => lock_commands::init(ctx, args),
+        Command::Unlock(Deferred(args)) => lock_commands::unlock(ctx, args),
         Command::Lock => lock_commands::lock(ctx),
-        Command::Passwd(args) => lock_commands::passwd(ctx, args),
+        Command::Passwd(Deferred(args)) => lock_commands::passwd(ctx, args),
         Command::Status => lock_commands::status(ctx),
         Command::Discover => lock_commands::discover(ctx),
-        Command::Set(args) => secrets::set(ctx, args),
-        Command::Get(args) => secrets::get(ctx, args),
-        Command::Ls(args) => secrets::ls(ctx, args),
-        Command::Rm(args) => secrets::rm(ctx, args),
-        Command::Rotate(args) => secrets::rotate(ctx, args),
-        Command::History(args) => secrets::history(ctx, args),
-        Command::Edit(args) => commands::edit::edit(ctx, args),
-        Command::Cp(args) => commands::copy::copy(ctx, args, commands::copy::Mode::Copy),
-        Command::Mv(args) => commands::copy::copy(ctx, args, commands::copy::Mode::Move),
-        Command::Restore(args) => commands::restore::restore(ctx, args),
+        Command::Set(Deferred(args)) => secrets::set(ctx, args),
+        Command::Get(Deferred(args)) => secrets::get(ctx, args),
+        Command::Ls(Deferred(args)) => secrets::ls(ctx, args),
+        Command::Rm(Deferred(args)) => secrets::rm(ctx, args),
+        Command::Rotate(Deferred(args)) => secrets::rotate(ctx, args),
+        Command::History(Deferred(args)) => secrets::history(ctx, args),
+        Command::Edit(Deferred(args)) => commands::edit::edit(ctx, args),
+        Command::Cp(Deferred(args)) => commands::copy::copy(ctx, args, commands::copy::Mode::Copy),
+        Command::Mv(Deferred(args)) => commands::copy::copy(ctx, args, commands::copy::Mode::Move),
+        Command::Restore(Deferred(args)) => commands::restore::restore(ctx, args),
         Command::Workspaces => commands::workspaces::list(ctx),
-        Command::Audit(args) => commands::audit::audit(ctx, args),
-        Command::Import(args) => transfer::import(ctx, args),
-        Command::Export(args) => transfer::export(ctx, args),
-        Command::Run(args) => run::run(ctx, args),
-        Command::Completions(args) => {
+        Command::Audit(Deferred(args)) => commands::audit::audit(ctx, args),
+        Command::Import(Deferred(args)) => transfer::import(ctx, args),
+        Command::Export(Deferred(args)) => transfer::export(ctx, args),
+        Command::Run(Deferred(args)) => run::run(ctx, args),
+        Command::Completions(Deferred(args)) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "avp", &mut out);
             output::print(&String::from_utf8_lossy(&out))
         }
-        Command::Doctor(args) => doctor::doctor(ctx, args),
-        Command::Man(args) => man::man(ctx.json, args),
-        Command::ClipClear(args) => clip::clear_later(args),
+        Command::Doctor(Deferred(args)) => doctor::doctor(ctx, args),
+        Command::Man(Deferred(args)) => man::man(ctx.json, args),
+        Command::ClipClear(Deferred(args)) => clip::clear_later(args),
     }
 }
 
