@@ -33,14 +33,15 @@ use crate::audit::Peer;
 use crate::connection::{self, Connection};
 use crate::registry::Registry;
 use crate::state::AgentState;
+use crate::sync::guard;
 use avp_protocol::{ErrorCode, ErrorResponse, Response, frame};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// How long connections get to finish their current request at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,6 +109,45 @@ struct Acceptor {
     registry: Arc<Registry>,
     /// Threads waiting for a client.
     waiting: AtomicUsize,
+    /// Connection threads alive.
+    live: Arc<Live>,
+    /// `epoll` instances of threads now serving a client, for the next thread to wait on:
+    /// a thread holds one only while it waits, so a full table of connections does not
+    /// cost a descriptor more each (and going back to wait costs no system call).
+    spare_waiters: Mutex<Vec<Epoll>>,
+}
+
+/// The count of connection threads alive, so that stopping can wait for the last: each
+/// holds the agent state, whose drop writes the audit log's last lines.
+#[derive(Debug, Default)]
+struct Live {
+    threads: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Live {
+    fn begin(&self) {
+        *guard(&self.threads) += 1;
+    }
+
+    fn end(&self) {
+        let mut threads = guard(&self.threads);
+        *threads -= 1;
+        if *threads == 0 {
+            self.ended.notify_all();
+        }
+    }
+
+    /// Waits until no thread is alive, until `deadline` at most; how many are left.
+    fn wait_none(&self, deadline: Instant) -> usize {
+        let threads = guard(&self.threads);
+        let within = deadline.saturating_duration_since(Instant::now());
+        let (threads, _) = self
+            .ended
+            .wait_timeout_while(threads, within, |n| *n > 0)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *threads
+    }
 }
 
 /// What a wait for a client came to.
@@ -135,14 +175,17 @@ impl Server {
             state,
             registry: Arc::new(Registry::default()),
             waiting: AtomicUsize::new(0),
+            live: Arc::default(),
+            spare_waiters: Mutex::default(),
         });
         spawn_thread(&acceptor)?;
         Ok(Self { wake, acceptor })
     }
 
     /// Stops accepting, lets connections finish the request in flight (for `drain` at
-    /// most), and returns.
+    /// most), and returns once every connection thread has ended (within the same bound).
     pub fn stop(self, drain: Duration) {
+        let deadline = Instant::now() + drain;
         drop(self.wake);
         // From here no connection is admitted, so none escapes.
         let registry = &self.acceptor.registry;
@@ -151,33 +194,49 @@ impl Server {
         if left > 0 {
             tracing::warn!(left, "connections did not finish in time");
         }
+        let live = Arc::clone(&self.acceptor.live);
+        drop(self.acceptor);
+        let threads = live.wait_none(deadline);
+        if threads > 0 {
+            tracing::warn!(threads, "connection threads did not end in time");
+        }
     }
 }
 
 fn spawn_thread(acceptor: &Arc<Acceptor>) -> std::io::Result<()> {
+    let live = Arc::clone(&acceptor.live);
     let acceptor = Arc::clone(acceptor);
-    std::thread::Builder::new()
+    live.begin();
+    let ending = Arc::clone(&live);
+    let spawned = std::thread::Builder::new()
         .name("avp-conn".into())
         .stack_size(CONNECTION_STACK)
-        .spawn(move || serve_clients(&acceptor))
-        .map(drop)
+        .spawn(move || {
+            serve_clients(&acceptor);
+            // The state goes before the count says so: the last thread's end lets `stop`
+            // return and the state drop.
+            drop(acceptor);
+            ending.end();
+        });
+    spawned.map(drop).inspect_err(|_| live.end())
 }
 
 /// A connection thread's life: wait for a client, serve it, and again, until the server
 /// stops or enough other threads are waiting.
 fn serve_clients(acceptor: &Arc<Acceptor>) {
-    let waiter = match acceptor.waiter() {
-        Ok(waiter) => waiter,
-        Err(err) => {
-            // The thread that started this one accepts again once its client is served.
-            tracing::error!(%err, "cannot wait for clients on a new thread");
-            return;
-        }
-    };
     loop {
+        let waiter = match acceptor.waiter() {
+            Ok(waiter) => waiter,
+            Err(err) => {
+                // The thread that started this one accepts again once its client is served.
+                tracing::error!(%err, "cannot wait for clients on a new thread");
+                return;
+            }
+        };
         acceptor.waiting.fetch_add(1, Ordering::SeqCst);
         let turn = acceptor.next_client(&waiter);
         acceptor.waiting.fetch_sub(1, Ordering::SeqCst);
+        acceptor.put_back(waiter);
         let (stream, conn) = match turn {
             Turn::Serve(stream, conn) => (stream, conn),
             Turn::Again => continue,
@@ -197,14 +256,27 @@ fn serve_clients(acceptor: &Arc<Acceptor>) {
 }
 
 impl Acceptor {
-    /// A thread's own `epoll`: the listener, shared exclusively with the other threads'
-    /// (the kernel wakes one per client), and the wake pipe (which wakes them all).
+    /// An `epoll` for a thread to wait on alone: the listener, shared exclusively with the
+    /// other threads' (the kernel wakes one waiter per client; an instance no thread waits
+    /// on is passed over), and the wake pipe (which wakes them all). A spare one if there
+    /// is one, else a new one.
     fn waiter(&self) -> nix::Result<Epoll> {
+        if let Some(epoll) = guard(&self.spare_waiters).pop() {
+            return Ok(epoll);
+        }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let listen = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
         epoll.add(&self.listener, EpollEvent::new(listen, 0))?;
         epoll.add(&self.wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
         Ok(epoll)
+    }
+
+    /// Keeps a waiter its thread no longer waits on for the next (a few; the rest close).
+    fn put_back(&self, waiter: Epoll) {
+        let mut spare = guard(&self.spare_waiters);
+        if spare.len() <= SPARE_THREADS {
+            spare.push(waiter);
+        }
     }
 
     /// Waits for a client (or the stop), accepts and admits it.
