@@ -8,8 +8,9 @@
 //! before, but a new client costs no thread creation and no hand-off from an accepting
 //! thread to a serving one: on a small VM each was a wake-up of another CPU, and together
 //! they made a one-shot `avp get` wait ~0.1 ms for the agent. A thread that takes a client
-//! when no other is waiting starts one before it serves, so someone always accepts; threads
-//! beyond [`SPARE_THREADS`] waiting end when their connection does.
+//! when no other is waiting hands it to a new thread and goes on waiting, so someone always
+//! accepts and a burst of clients is accepted as fast as before; threads beyond
+//! [`SPARE_THREADS`] waiting end when their connection does.
 //!
 //! The cap. At most `max_connections` clients are served at once. When a new client
 //! arrives at the cap, one connection is closed to make room:
@@ -178,7 +179,7 @@ impl Server {
             live: Arc::default(),
             spare_waiters: Mutex::default(),
         });
-        spawn_thread(&acceptor)?;
+        spawn_thread(&acceptor, None)?;
         Ok(Self { wake, acceptor })
     }
 
@@ -203,7 +204,11 @@ impl Server {
     }
 }
 
-fn spawn_thread(acceptor: &Arc<Acceptor>) -> std::io::Result<()> {
+/// A client accepted and admitted, to serve.
+type Client = (UnixStream, Connection);
+
+/// Starts a connection thread, serving `first` (if any) before it waits for clients.
+fn spawn_thread(acceptor: &Arc<Acceptor>, first: Option<Client>) -> std::io::Result<()> {
     let live = Arc::clone(&acceptor.live);
     let acceptor = Arc::clone(acceptor);
     live.begin();
@@ -212,7 +217,7 @@ fn spawn_thread(acceptor: &Arc<Acceptor>) -> std::io::Result<()> {
         .name("avp-conn".into())
         .stack_size(CONNECTION_STACK)
         .spawn(move || {
-            serve_clients(&acceptor);
+            serve_clients(&acceptor, first);
             // The state goes before the count says so: the last thread's end lets `stop`
             // return and the state drop.
             drop(acceptor);
@@ -221,33 +226,47 @@ fn spawn_thread(acceptor: &Arc<Acceptor>) -> std::io::Result<()> {
     spawned.map(drop).inspect_err(|_| live.end())
 }
 
-/// A connection thread's life: wait for a client, serve it, and again, until the server
-/// stops or enough other threads are waiting.
-fn serve_clients(acceptor: &Arc<Acceptor>) {
+/// A connection thread's life: serve, wait for a client, and again, until the server stops
+/// or enough other threads are waiting.
+fn serve_clients(acceptor: &Arc<Acceptor>, first: Option<Client>) {
+    if let Some((stream, conn)) = first {
+        connection::serve(stream, conn);
+        if acceptor.waiting.load(Ordering::SeqCst) >= SPARE_THREADS {
+            return;
+        }
+    }
+    let mut kept = None;
     loop {
-        let waiter = match acceptor.waiter() {
+        let waiter = match kept.take().map_or_else(|| acceptor.waiter(), Ok) {
             Ok(waiter) => waiter,
             Err(err) => {
-                // The thread that started this one accepts again once its client is served.
+                // The thread that started this one goes on accepting.
                 tracing::error!(%err, "cannot wait for clients on a new thread");
                 return;
             }
         };
         acceptor.waiting.fetch_add(1, Ordering::SeqCst);
         let turn = acceptor.next_client(&waiter);
-        acceptor.waiting.fetch_sub(1, Ordering::SeqCst);
-        acceptor.put_back(waiter);
+        let others = acceptor.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
         let (stream, conn) = match turn {
             Turn::Serve(stream, conn) => (stream, conn),
-            Turn::Again => continue,
+            Turn::Again => {
+                kept = Some(waiter);
+                continue;
+            }
             Turn::Stop => return,
         };
-        if acceptor.waiting.load(Ordering::SeqCst) == 0
-            && let Err(err) = spawn_thread(acceptor)
-        {
-            // This client is still served; the next one waits until it leaves.
-            tracing::error!(%err, "cannot start a connection thread");
+        if others == 0 {
+            // Nobody else waits for the next client: a new thread serves this one and this
+            // thread goes on accepting, so a burst of clients never waits for a thread to
+            // start per client before it is even accepted.
+            if let Err(err) = spawn_thread(acceptor, Some((stream, conn))) {
+                tracing::error!(%err, "cannot start a connection thread; closing the connection");
+            }
+            kept = Some(waiter);
+            continue;
         }
+        acceptor.put_back(waiter);
         connection::serve(stream, conn);
         if acceptor.waiting.load(Ordering::SeqCst) >= SPARE_THREADS {
             return;
