@@ -1,6 +1,7 @@
 """Each operation once: its request line and how its answer becomes a data class. The
 blocking and the asyncio clients only move the lines."""
 
+import re
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -116,7 +117,7 @@ def _metadata(a: Dict[str, Any]) -> SecretMetadata:
     )
 
 
-def _secret(a: Dict[str, Any]) -> Secret:
+def secret_of(a: Dict[str, Any]) -> Secret:
     # Positional arguments and no copy of the labels dict json just made: RETRIEVE is the
     # call programs make in a loop.
     labels = a["labels"]
@@ -131,14 +132,93 @@ def _secret(a: Dict[str, Any]) -> Secret:
     )
 
 
+# The tail of the agent's answer to a RETRIEVE, after the value, as it writes it
+# (PROTOCOL.md §12.9: these fields in this order): labels without escapes, plain times.
+_RETRIEVED_TAIL = re.compile(
+    rb'","version":([0-9]{1,10}),"labels":(\{[^{}\\]*\}),"created_at":"([^"\\]*)",'
+    rb'"updated_at":"([^"\\]*)","expires_at":(?:null|"([^"\\]*)")\}\n'
+)
+
+_VALUE_END = b'","version":'
+
+
+class RetrieveCall:
+    """RETRIEVE of one secret's current version, for a client that makes it again and
+    again (the call programs make in a loop): the request line is built once (it holds no
+    secret), and an answer of the usual shape is read in place in the receive buffer — the
+    value decoded from it directly, the metadata after it parsed once and reused while its
+    bytes stay the same. Anything else (an error, escapes, a field the agent adds one day)
+    is left to the JSON parser (:meth:`read` returns None), for the same result."""
+
+    __slots__ = ("name", "op", "_head", "_tail", "_fields")
+
+    def __init__(self, session_id: str, name: str) -> None:
+        self.name = name
+        line = '{"op":"RETRIEVE","session_id":"' + session_id + '","name":"' + name + '"}\n'
+        self.op: Op[Secret] = Op(line.encode("ascii"), secret_of)  # type: ignore[arg-type]
+        self._head = ('{"ok":true,"name":"' + name + '","value":"').encode("ascii")
+        self._tail = b""
+        self._fields: Tuple[int, Dict[str, str], datetime, datetime, Optional[datetime]] = (0, {}, datetime.min, datetime.min, None)
+
+    @staticmethod
+    def for_names(session_id: str, name: str) -> Optional["RetrieveCall"]:
+        """None when a string would need escaping (then :func:`retrieve` builds the line)."""
+        if is_plain(session_id) and is_plain(name):
+            return RetrieveCall(session_id, name)
+        return None
+
+    def read(self, buffer: bytearray, n: int) -> Optional[Secret]:
+        """The Secret in ``buffer[:n]``, or None if that is not one whole usual answer."""
+        head, tail = self._head, self._tail
+        start = len(head)
+        if not buffer.startswith(head):
+            return None
+        end = n - len(tail)
+        if not (tail and end >= start and buffer.endswith(tail, 0, n)):
+            end = buffer.find(_VALUE_END, start, n)
+            if end < 0 or not self._parse_tail(bytes(buffer[end:n])):
+                return None
+        version, labels, created, updated, expires = self._fields
+        # Strict base64 (no quote can hide in it), so the line is exactly head, value, tail.
+        encoded = buffer[start:end]
+        try:
+            value = _wire.value_from(encoded)  # type: ignore[arg-type]
+        except ValueError:  # not base64: the JSON path reports it
+            return None
+        finally:
+            encoded[:] = bytes(len(encoded))
+        return Secret(self.name, value, version, dict(labels) if labels else {}, created, updated, expires)
+
+    def _parse_tail(self, tail: bytes) -> bool:
+        match = _RETRIEVED_TAIL.fullmatch(tail)
+        if match is None:
+            return False
+        version, labels, created, updated, expires = match.groups()
+        try:
+            label_map = {} if labels == b"{}" else _wire.loads(labels.decode("ascii"))
+            if type(label_map) is not dict:
+                return False
+            self._fields = (
+                int(version),
+                label_map,
+                _wire.time_from_ascii(created),
+                _wire.time_from_ascii(updated),
+                None if expires is None else _wire.time_from_ascii(expires),
+            )
+        except ValueError:
+            return False
+        self._tail = tail
+        return True
+
+
 def retrieve(session_id: str, name: str, version: Optional[int]) -> Op[Secret]:
     if version is None and type(session_id) is str and type(name) is str and is_plain(session_id) and is_plain(name):
         # The usual request, formatted in one step (what request() would build, without its
         # field loop): the strings need no escaping.
         line = bytearray('{"op":"RETRIEVE","session_id":"' + session_id + '","name":"' + name + '"}\n', "ascii")
-        return Op(line, _secret)
+        return Op(line, secret_of)
     fields = {"session_id": session_id, "name": name, "version": version}
-    return Op(_wire.request("RETRIEVE", fields), _secret)
+    return Op(_wire.request("RETRIEVE", fields), secret_of)
 
 
 def delete(session_id: str, name: str) -> Op[bool]:

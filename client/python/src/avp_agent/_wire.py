@@ -162,6 +162,12 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(timezone.utc)
 
 
+@functools.lru_cache(maxsize=1024)
+def time_from_ascii(text: bytes) -> datetime:
+    """:func:`time_from` for the bytes of a time matched in an answer line."""
+    return _parse_time(text.decode("ascii"))
+
+
 def time_to(when: Optional[datetime]) -> Optional[str]:
     """An aware datetime (naive ones are taken as UTC, as avp-sdk makes them) as RFC 3339."""
     if when is None:
@@ -171,11 +177,11 @@ def time_to(when: Optional[datetime]) -> Optional[str]:
     return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _strict_base64(text: str) -> bytes:
+def _strict_base64(text: Union[str, bytes]) -> bytes:
     return binascii.a2b_base64(text, strict_mode=True)  # type: ignore[call-arg]
 
 
-def _validated_base64(text: str) -> bytes:
+def _validated_base64(text: Union[str, bytes]) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
@@ -186,7 +192,7 @@ except TypeError:  # Python < 3.11: no strict_mode
     _decode_base64 = _validated_base64
 
 
-def value_from(text: str) -> bytes:
+def value_from(text: Union[str, bytes]) -> bytes:
     """A base64 value: only the alphabet and correct padding (``binascii.Error``, a
     ``ValueError``, otherwise). On Python ≥ 3.11 binascii's strict mode checks it in C, half
     the cost of ``b64decode(validate=True)``'s regex and extra call."""
