@@ -167,3 +167,40 @@ pub fn code_of(response: &Response) -> Option<ErrorCode> {
         _ => None,
     }
 }
+
+/// A peer on `socket` (not an agent) for the one-round-trip reads (`avp get`,
+/// `retrieve_once`): it reads four frames before it answers anything — a client that waited
+/// for an answer before sending its next request would never be answered — then answers
+/// them in order as a locked agent does: `Hello`, `VAULT_LOCKED`, `SESSION_NOT_FOUND` twice.
+/// Joining the thread gives the four requests (or what went wrong).
+pub fn locked_peer_reading_four_frames(
+    socket: &std::path::Path,
+) -> std::thread::JoinHandle<Result<Vec<Request>, String>> {
+    use avp_protocol::{ErrorResponse, PROTOCOL_VERSION, frame};
+    let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind the peer");
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let mut requests = Vec::new();
+        for _ in 0..4 {
+            match frame::read_message::<Request>(&mut stream) {
+                Ok(Some(request)) => requests.push(request),
+                other => return Err(format!("after {requests:?}: {other:?}")),
+            }
+        }
+        let refused = |code| Response::Error(ErrorResponse::new(code, "refused"));
+        for answer in [
+            Response::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            refused(ErrorCode::VaultLocked),
+            refused(ErrorCode::SessionNotFound),
+            refused(ErrorCode::SessionNotFound),
+        ] {
+            frame::write_message(&mut stream, &answer).map_err(|e| e.to_string())?;
+        }
+        Ok(requests)
+    })
+}

@@ -3,44 +3,15 @@
 //! one round trip. A peer on a socket of our own reads all four frames before answering
 //! anything: a client that waited for the `Hello` answer would never send the second.
 
-use avp_protocol::{ErrorCode, ErrorResponse, PROTOCOL_VERSION, Request, Response, frame};
+use avp_protocol::Request;
 use avp_tests::cli::{avp_at, code, text};
-use std::os::unix::net::UnixListener;
-use std::time::Duration;
-
-fn error(code: ErrorCode) -> Response {
-    Response::Error(ErrorResponse::new(code, "refused"))
-}
+use avp_tests::wire::locked_peer_reading_four_frames;
 
 #[test]
 fn get_sends_its_four_requests_before_reading() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    let peer = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut requests = Vec::new();
-        for _ in 0..4 {
-            match frame::read_message::<Request>(&mut stream) {
-                Ok(Some(request)) => requests.push(request),
-                other => return Err(format!("after {requests:?}: {other:?}")),
-            }
-        }
-        for answer in [
-            Response::Hello {
-                version: PROTOCOL_VERSION,
-            },
-            error(ErrorCode::VaultLocked),
-            error(ErrorCode::SessionNotFound),
-            error(ErrorCode::SessionNotFound),
-        ] {
-            frame::write_message(&mut stream, &answer).unwrap();
-        }
-        Ok(requests)
-    });
+    let peer = locked_peer_reading_four_frames(&socket);
     let out = avp_at(&socket).args(["get", "API_KEY"]).output().unwrap();
     let requests = peer
         .join()

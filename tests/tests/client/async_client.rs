@@ -246,35 +246,10 @@ async fn retrieve_once_reads_in_one_write_like_the_blocking_client() {
 /// `avp get`) gets them, in order, and its answers come back in order.
 #[tokio::test]
 async fn retrieve_once_sends_its_four_requests_before_reading() {
-    use avp_protocol::{ErrorResponse, PROTOCOL_VERSION, Request, Response, frame};
+    use avp_protocol::Request;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let peer = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut requests = Vec::new();
-        for _ in 0..4 {
-            match frame::read_message::<Request>(&mut stream) {
-                Ok(Some(request)) => requests.push(request),
-                other => return Err(format!("after {requests:?}: {other:?}")),
-            }
-        }
-        let refused = |code| Response::Error(ErrorResponse::new(code, "refused"));
-        for answer in [
-            Response::Hello {
-                version: PROTOCOL_VERSION,
-            },
-            refused(ErrorCode::VaultLocked),
-            refused(ErrorCode::SessionNotFound),
-            refused(ErrorCode::SessionNotFound),
-        ] {
-            frame::write_message(&mut stream, &answer).unwrap();
-        }
-        Ok(requests)
-    });
+    let peer = avp_tests::wire::locked_peer_reading_four_frames(&socket);
     let team = WorkspaceId::new("team").unwrap();
     let got = tokio::time::timeout(
         Duration::from_secs(30),
