@@ -1,7 +1,7 @@
 //! `avp status` (text and `--json`) says why and when the vault last locked, after each kind
-//! of lock a test can cause: `avp lock`, the idle timer, SIGUSR1, and logind's sleep and
-//! screen-lock signals (a private bus with `mock-logind`); the audit log names the
-//! shutdown lock.
+//! of lock a test can cause: `avp lock`, the idle timer, the maximum unlock lifetime,
+//! SIGUSR1, and logind's sleep and screen-lock signals (a private bus with `mock-logind`);
+//! the audit log names the shutdown lock.
 
 use avp_tests::cli::{avp, code, passphrase_line, run, text};
 use avp_tests::logind::{MockLogind, SystemBus};
@@ -93,4 +93,35 @@ fn the_idle_timer_and_the_shutdown_are_named_too() {
         .find(|line| line["operation"] == "VAULT_LOCKED")
         .expect("a VAULT_LOCKED line");
     assert_eq!(last_lock["reason"], "shutdown", "{log}");
+}
+
+#[test]
+fn the_maximum_unlock_lifetime_locks_a_vault_in_constant_use() {
+    let agent = TestAgent::start_with(AgentOptions {
+        args: vec![
+            "--max-unlock".into(),
+            "2s".into(),
+            "--idle-lock".into(),
+            "1h".into(),
+        ],
+        ..Default::default()
+    });
+    agent.init();
+    avp(&agent).args(["set", "K", "v"]).assert().success();
+    let unlocked_at = Instant::now();
+    // Used all along: the idle timer never fires, the lifetime does.
+    while status_json(&agent)["state"] == "unlocked" {
+        assert!(
+            unlocked_at.elapsed() < Duration::from_secs(10),
+            "still unlocked 10 s into a 2 s lifetime"
+        );
+        let _ = run(&agent, &["get", "K"], b"");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        unlocked_at.elapsed() >= Duration::from_millis(1500),
+        "locked after {:?}, before the lifetime",
+        unlocked_at.elapsed()
+    );
+    assert_locked_by(&agent, "max_lifetime", "the maximum unlock lifetime passed");
 }
