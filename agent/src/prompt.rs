@@ -7,7 +7,9 @@
 //! wrong passphrases) starts a cooldown (`--pinentry-cooldown`, 30 s) during which waiters
 //! get `VAULT_LOCKED` at once instead of a new dialog: a cancel is not re-opened by the
 //! next request. Wrong passphrases are re-asked (with `SETERROR`) up to three times in one
-//! dialog, through `LockState::unlock`, so the usual throttle and single flight apply.
+//! dialog, through `LockState::unlock`, so the usual throttle and single flight apply. A
+//! vault unlocked some other way meanwhile (`avp unlock` in a terminal) answers the waiters
+//! at once and dismisses the dialog: its window closes, and no cooldown follows.
 
 use crate::audit::Peer;
 use crate::error::Failure;
@@ -15,6 +17,7 @@ use crate::lock_state::LockState;
 use crate::pinentry::{Dialog, DialogError, PinentryCommand};
 use crate::sync::guard;
 use avp_protocol::{ErrorCode, Passphrase, VaultState};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,6 +55,8 @@ struct Flights {
     started: u64,
     finished: u64,
     cooldown_until: Option<Instant>,
+    /// The write end of the running dialog's dismissal pipe: closing it ends the dialog.
+    dismiss: Option<OwnedFd>,
 }
 
 #[derive(Debug, Default)]
@@ -114,13 +119,27 @@ impl UnlockPrompt {
             }
             flights.started += 1;
             let flight = flights.started;
-            self.launch(command.clone(), Arc::clone(lock_state), peer.clone())
-                .inspect_err(|_| flights.finished = flight)?;
+            let (dismissed, dismiss) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| {
+                    flights.finished = flight;
+                    locked("the vault is locked and the agent cannot start its pinentry: run `avp unlock`")
+                })?;
+            flights.dismiss = Some(dismiss);
+            self.launch(
+                command.clone(),
+                Arc::clone(lock_state),
+                peer.clone(),
+                dismissed,
+            )
+            .inspect_err(|_| {
+                flights.finished = flight;
+                flights.dismiss = None;
+            })?;
             flight
         };
         let until = Instant::now() + self.settings.timeout + REPORT_GRACE;
         // Also woken by `vault_unlocked`: an `avp unlock` from a terminal meanwhile answers
-        // the waiters at once (the dialog stays up until it ends on its own).
+        // the waiters at once (and dismisses the dialog).
         while flights.finished < mine && !lock_state.is_unlocked() {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -139,11 +158,12 @@ impl UnlockPrompt {
         })
     }
 
-    /// The vault was unlocked (by anyone): wakes the waiters. The lifecycle calls it on
-    /// every `LockEvent::Unlocked`.
+    /// The vault was unlocked (by anyone): wakes the waiters and dismisses a dialog still
+    /// up. The lifecycle calls it on every `LockEvent::Unlocked`.
     pub fn vault_unlocked(&self) {
         // Under the lock, so a waiter between its check and its wait cannot miss it.
-        let _flights = guard(&self.shared.flights);
+        let mut flights = guard(&self.shared.flights);
+        drop(flights.dismiss.take());
         self.shared.ended.notify_all();
     }
 
@@ -152,6 +172,7 @@ impl UnlockPrompt {
         command: PinentryCommand,
         lock_state: Arc<LockState>,
         peer: Peer,
+        dismissed: OwnedFd,
     ) -> Result<(), Failure> {
         let shared = Arc::clone(&self.shared);
         let timeout = self.settings.timeout;
@@ -159,12 +180,20 @@ impl UnlockPrompt {
         std::thread::Builder::new()
             .name("avp-pinentry".into())
             .spawn(move || {
-                let outcome = converse(&command, &lock_state, &peer, Instant::now() + timeout);
+                let deadline = Instant::now() + timeout;
+                let outcome = converse(&command, &lock_state, &peer, deadline, dismissed);
                 let mut flights = guard(&shared.flights);
+                flights.dismiss = None;
                 match &outcome {
                     Ok(()) => {
                         flights.cooldown_until = None;
                         tracing::info!("vault unlocked through the pinentry");
+                    }
+                    Err(NotUnlocked::Dialog(DialogError::Dismissed)) => {
+                        flights.cooldown_until = None;
+                        tracing::info!(
+                            "the pinentry was dismissed: the vault was unlocked meanwhile"
+                        );
                     }
                     Err(err) => {
                         flights.cooldown_until = Some(Instant::now() + cooldown);
@@ -200,8 +229,9 @@ fn converse(
     lock_state: &LockState,
     peer: &Peer,
     deadline: Instant,
+    dismissed: OwnedFd,
 ) -> Result<(), NotUnlocked> {
-    let mut dialog = Dialog::start(command, deadline)?;
+    let mut dialog = Dialog::start(command, deadline, dismissed)?;
     dialog.command("SETTITLE", "avp: unlock the vault")?;
     dialog.command("SETDESC", &description(peer))?;
     dialog.command("SETPROMPT", "Passphrase:")?;

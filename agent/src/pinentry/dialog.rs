@@ -4,6 +4,8 @@
 //! read waits with `poll` until one deadline for the whole dialog: a pinentry that hangs is
 //! killed (its whole group, `SIGKILL`) when it passes, one that dies reads as end of file.
 //! Either way the dialog ends with an error and the child is reaped, never left a zombie.
+//! The same wait watches a dismissal descriptor: when its other end closes (the vault was
+//! unlocked some other way), the dialog ends at once and the pinentry goes away.
 
 use super::PinentryCommand;
 use super::assuan::{self, MAX_LINE};
@@ -11,7 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +38,9 @@ pub enum DialogError {
     /// It could not be started, died, or spoke something else than Assuan.
     #[error("the pinentry failed: {0}")]
     Failed(String),
+    /// The dialog was no longer needed (see [`Dialog::start`]'s `dismiss`).
+    #[error("the pinentry was dismissed")]
+    Dismissed,
 }
 
 /// A pinentry process and the Assuan conversation with it.
@@ -47,12 +52,21 @@ pub struct Dialog {
     /// Bytes read but not yet consumed as a line; wiped on drop (a `D` line is a passphrase).
     pending: Zeroizing<Vec<u8>>,
     deadline: Instant,
+    /// Readable (hung up) once the dialog is no longer needed; not watched while `BYE`
+    /// is being answered (the dialog is ending anyway, and its own unlock dismisses it).
+    dismiss: OwnedFd,
+    closing: bool,
 }
 
 impl Dialog {
     /// Starts `command`, reads its greeting and sends its `OPTION`s; every later wait ends
-    /// at `deadline`.
-    pub fn start(command: &PinentryCommand, deadline: Instant) -> Result<Self, DialogError> {
+    /// at `deadline`, or with [`DialogError::Dismissed`] once `dismiss` is readable (the
+    /// read end of a pipe whose write end the caller closes).
+    pub fn start(
+        command: &PinentryCommand,
+        deadline: Instant,
+        dismiss: OwnedFd,
+    ) -> Result<Self, DialogError> {
         let mut child = Command::new(&command.program)
             .env_clear()
             .envs(command.env.iter().map(|(k, v)| (k, v)))
@@ -77,6 +91,8 @@ impl Dialog {
             from,
             pending: Zeroizing::new(Vec::new()),
             deadline,
+            dismiss,
+            closing: false,
         };
         dialog.expect_ok()?;
         // A value with a control byte (a newline would end the line and start another
@@ -122,6 +138,7 @@ impl Dialog {
     /// `BYE`, then waits a moment for the program to exit (killed otherwise, on drop).
     pub fn close(mut self) {
         let _ = self.send("BYE");
+        self.closing = true;
         self.deadline = self.deadline.min(Instant::now() + EXIT_GRACE);
         // Its `OK`, then end of file once it has exited (or the grace runs out).
         while self.read_line().is_ok() {}
@@ -167,12 +184,19 @@ impl Dialog {
                 return Err(DialogError::TimedOut);
             }
             let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.from.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
+            let watched = if self.closing { 1 } else { 2 };
+            let mut fds = [
+                PollFd::new(self.from.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.dismiss.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds[..watched], timeout) {
                 Ok(0) => return Err(DialogError::TimedOut),
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(err) => return Err(DialogError::Failed(format!("poll: {err}"))),
+            }
+            if watched == 2 && fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                return Err(DialogError::Dismissed);
             }
             let mut chunk = Zeroizing::new([0u8; 512]);
             let n = self

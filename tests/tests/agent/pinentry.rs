@@ -396,12 +396,23 @@ fn an_unlock_from_elsewhere_answers_the_waiters_at_once() {
         matches!(response, Response::Authenticated(_)),
         "{response:?}"
     );
-    // Let the dialog end (its late answer is only checked) before the gate goes away.
-    std::fs::write(&gate, b"").unwrap();
+    // The dialog is no longer needed: its window goes away without an answer (the gate
+    // never opens) long before its ten minutes.
     let pid = t.first_pid();
-    wait_for("the dialog to end", || {
+    wait_for("the dismissed pinentry to go", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
+    // A dismissal is not a cancel: no cooldown, the next wait opens a dialog at once.
+    assert!(matches!(t.agent.connect().lock(), Response::Locked));
+    let mut again = t.agent.connect();
+    let waiting = std::thread::spawn(move || authenticate(&mut again, true));
+    wait_for("a second dialog", || t.spawns() == 2);
+    assert!(matches!(t.agent.unlock(), Response::Unlocked));
+    let response = waiting.join().unwrap();
+    assert!(
+        matches!(response, Response::Authenticated(_)),
+        "{response:?}"
+    );
 }
 
 /// The JSON-lines wire carries the flag too (PROTOCOL.md §12.7.3): an AUTHENTICATE line
