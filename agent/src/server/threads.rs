@@ -13,7 +13,7 @@ use super::accept::{Acceptor, Turn};
 use crate::connection::{self, Connection};
 use crate::sync::guard;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -82,39 +82,46 @@ pub(super) fn spawn_thread(acceptor: &Arc<Acceptor>, first: Option<Client>) -> s
 }
 
 /// A connection thread's life: serve, wait for a client, and again, until the server stops
-/// or enough other threads are waiting.
+/// or enough other threads are waiting. A thread counts itself among the waiting
+/// (`Acceptor::waiting`) from the moment it decides to wait until it takes a client, so the
+/// count a thread taking a client sees is never short of the threads that will accept.
 fn serve_clients(acceptor: &Arc<Acceptor>, first: Option<Client>) {
+    let waiting = &acceptor.waiting;
     if let Some((stream, conn)) = first {
         connection::serve(stream, conn);
-        if acceptor.waiting.load(Ordering::SeqCst) >= SPARE_THREADS {
+        if !stays(waiting) {
             return;
         }
+    } else {
+        waiting.fetch_add(1, Ordering::SeqCst);
     }
     let mut kept = None;
     loop {
         let waiter = match kept.take().map_or_else(|| acceptor.waiter(), Ok) {
             Ok(waiter) => waiter,
             Err(err) => {
+                waiting.fetch_sub(1, Ordering::SeqCst);
                 // The thread that started this one goes on accepting.
                 tracing::error!(%err, "cannot wait for clients on a new thread");
                 return;
             }
         };
-        acceptor.waiting.fetch_add(1, Ordering::SeqCst);
-        let turn = acceptor.next_client(&waiter);
-        let others = acceptor.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
-        let (stream, conn) = match turn {
+        let (stream, conn) = match acceptor.next_client(&waiter) {
             Turn::Serve(stream, conn) => (stream, conn),
             Turn::Again => {
                 kept = Some(waiter);
                 continue;
             }
-            Turn::Stop => return,
+            Turn::Stop => {
+                waiting.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
         };
-        if others == 0 {
+        if waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
             // Nobody else waits for the next client: a new thread serves this one and this
             // thread goes on accepting, so a burst of clients never waits for a thread to
             // start per client before it is even accepted.
+            waiting.fetch_add(1, Ordering::SeqCst);
             if let Err(err) = spawn_thread(acceptor, Some((stream, conn))) {
                 tracing::error!(%err, "cannot start a connection thread; closing the connection");
             }
@@ -123,8 +130,18 @@ fn serve_clients(acceptor: &Arc<Acceptor>, first: Option<Client>) {
         }
         acceptor.put_back(waiter);
         connection::serve(stream, conn);
-        if acceptor.waiting.load(Ordering::SeqCst) >= SPARE_THREADS {
+        if !stays(waiting) {
             return;
         }
     }
+}
+
+/// After serving: counts the thread among the waiting and true, unless [`SPARE_THREADS`]
+/// wait already (then the thread ends).
+fn stays(waiting: &AtomicUsize) -> bool {
+    if waiting.fetch_add(1, Ordering::SeqCst) < SPARE_THREADS {
+        return true;
+    }
+    waiting.fetch_sub(1, Ordering::SeqCst);
+    false
 }

@@ -29,9 +29,12 @@ fn one_shot_clients_are_served_by_the_same_few_threads() {
         seen.extend(connection_threads(pid));
         conn.session("default");
     }
+    // A client that arrives before the previous one's thread is back waiting is handed to
+    // a new thread, so a few may be made (at most the 4 spares, the one waiting, and one
+    // more); never one per client.
     assert!(
-        seen.len() <= 3,
-        "50 clients one after another met {} connection threads: one was made per client",
+        seen.len() <= 6,
+        "50 clients one after another met {} connection threads",
         seen.len()
     );
 }
