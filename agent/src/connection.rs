@@ -232,28 +232,37 @@ struct Reply {
 }
 
 impl Reply {
-    fn go_on(response: Response) -> Option<Self> {
-        Some(Self {
+    fn go_on(response: Response) -> Self {
+        Self {
             response,
             close: false,
-        })
+        }
     }
 
-    fn close(response: Response) -> Option<Self> {
-        Some(Self {
+    fn close(response: Response) -> Self {
+        Self {
             response,
             close: true,
-        })
+        }
     }
+}
+
+/// What a message comes to.
+enum Turn {
+    /// A request to dispatch.
+    Request(Request),
+    /// An answer of the wire's own (`Hello`, a bad message), and whether to close after it.
+    Reply(Reply),
+    /// Close without a word.
+    Close,
 }
 
 /// What a wire needs besides its framing: how a message becomes a request, how an answer
 /// becomes bytes.
 struct Codec {
     wire: Wire,
-    /// The answer to a message and whether the connection closes after it; `None` to
-    /// close without a word. `first` says whether it is the connection's first message.
-    turn: fn(&Connection, &[u8], bool, &mut ConnectionSession) -> Option<Reply>,
+    /// What a message comes to; `first` says whether it is the connection's first.
+    turn: fn(&Connection, &[u8], bool) -> Turn,
     encode: fn(&Response) -> Option<Zeroizing<Vec<u8>>>,
     /// The answer to a message over the 1 MiB limit, before the connection closes.
     too_large: fn() -> Zeroizing<Vec<u8>>,
@@ -292,12 +301,28 @@ fn serve_messages(conn: &Connection, stream: &mut UnixStream, codec: &Codec) {
             }
         };
         conn.registration.set_busy();
-        let turn = (codec.turn)(conn, reader.message(range), first, &mut bound);
+        let turn = (codec.turn)(conn, reader.message(range), first);
         reader.consume();
         first = false;
-        let Some(reply) = turn else {
-            outbox.flush(stream);
-            return;
+        let reply = match turn {
+            Turn::Request(request) => {
+                // The answers waiting go first when this one may take seconds: a client
+                // that pipelined a STATUS before an AUTHENTICATE waiting for the pinentry
+                // gets the STATUS now.
+                if may_take_seconds(&request) && !outbox.flush(stream) {
+                    return;
+                }
+                let response = crate::cmd::dispatch(&conn.state, &conn.peer, request, &mut bound);
+                Reply {
+                    response,
+                    close: false,
+                }
+            }
+            Turn::Reply(reply) => reply,
+            Turn::Close => {
+                outbox.flush(stream);
+                return;
+            }
         };
         let answer = (codec.encode)(&reply.response);
         drop(reply.response);
@@ -309,37 +334,42 @@ fn serve_messages(conn: &Connection, stream: &mut UnixStream, codec: &Codec) {
     }
 }
 
-/// One bincode frame's answer: `Hello` must come first (and speak our version); then each
-/// request is dispatched. A rejected field is answered and the connection goes on; an
-/// undecodable frame is answered and closes it.
-fn frame_turn(
-    conn: &Connection,
-    payload: &[u8],
-    first: bool,
-    bound: &mut ConnectionSession,
-) -> Option<Reply> {
+/// Requests that may keep the connection busy for seconds: a wait for the pinentry, and
+/// the passphrase operations (scrypt, and the wrong-passphrase delay).
+fn may_take_seconds(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Authenticate {
+            wait_for_unlock: true,
+            ..
+        } | Request::Init { .. }
+            | Request::Unlock { .. }
+            | Request::ChangePassphrase { .. }
+    )
+}
+
+/// One bincode frame: `Hello` must come first (and speak our version); then each request
+/// is dispatched. A rejected field is answered and the connection goes on; an undecodable
+/// frame is answered and closes it.
+fn frame_turn(conn: &Connection, payload: &[u8], first: bool) -> Turn {
     let decoded = frame::decode::<Request>(payload);
     if first {
         let refused = match decoded {
-            Ok(Request::Hello { version }) => return greeting(version),
+            Ok(Request::Hello { version }) => return Turn::Reply(greeting(version)),
             Ok(_) | Err(FrameError::Rejected(..)) => {
                 "the first request on a connection must be Hello"
             }
             Err(_) => "malformed Hello; closing the connection",
         };
-        return Reply::close(error(ErrorCode::ProtocolError, refused));
+        return Turn::Reply(Reply::close(error(ErrorCode::ProtocolError, refused)));
     }
     match decoded {
-        Ok(request) => Reply::go_on(crate::cmd::dispatch(
-            &conn.state,
-            &conn.peer,
-            request,
-            bound,
-        )),
-        Err(FrameError::Rejected(code, reason)) => Reply::go_on(error(code, reason)),
+        Ok(request) => Turn::Request(request),
+        Err(FrameError::Rejected(code, reason)) => Turn::Reply(Reply::go_on(error(code, reason))),
         Err(err) => {
             tracing::debug!(error = %err, pid = ?conn.peer.pid, "undecodable request; closing");
-            Reply::close(answer_to_bad_frame(&err)?)
+            answer_to_bad_frame(&err)
+                .map_or(Turn::Close, |answer| Turn::Reply(Reply::close(answer)))
         }
     }
 }
@@ -358,7 +388,7 @@ pub fn serve_detached(state: Arc<AgentState>, stream: UnixStream, peer: Peer) {
 
 /// The answer to a client's `Hello{version}`, on either wire: the connection goes on when we
 /// speak its version; else the answer is `VERSION_MISMATCH` and the connection closes.
-fn greeting(version: u32) -> Option<Reply> {
+fn greeting(version: u32) -> Reply {
     if version == PROTOCOL_VERSION {
         return Reply::go_on(Response::Hello {
             version: PROTOCOL_VERSION,

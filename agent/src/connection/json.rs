@@ -12,8 +12,7 @@
 //! limit is passed), each line wiped as soon as it is decoded.
 
 use super::reader::Wire;
-use super::{Codec, Connection, Reply, error, greeting};
-use crate::cmd;
+use super::{Codec, Connection, Reply, Turn, error, greeting};
 use avp_protocol::json as wire;
 use avp_protocol::{ErrorCode, Request, Response};
 use nix::sys::socket::{MsgFlags, recv};
@@ -33,26 +32,21 @@ pub(super) const CODEC: Codec = Codec {
     too_large: || wire::encode_error(ErrorCode::ProtocolError, TOO_LONG),
 };
 
-/// One line's answer. HELLO is optional, and checked only as the first line (§12.3); later
-/// it is the dispatcher's PROTOCOL_ERROR, as on the bincode wire. A bad field is answered
-/// and the connection goes on; an unreadable line is answered and closes it.
-fn line_turn(
-    conn: &Connection,
-    line: &[u8],
-    first: bool,
-    bound: &mut cmd::ConnectionSession,
-) -> Option<Reply> {
+/// One line. HELLO is optional, and checked only as the first line (§12.3); later it is the
+/// dispatcher's PROTOCOL_ERROR, as on the bincode wire. A bad field is answered and the
+/// connection goes on; an unreadable line is answered and closes it.
+fn line_turn(conn: &Connection, line: &[u8], first: bool) -> Turn {
     match wire::decode_request(line) {
-        Ok(Request::Hello { version }) if first => greeting(version),
-        Ok(request) => Reply::go_on(cmd::dispatch(&conn.state, &conn.peer, request, bound)),
+        Ok(Request::Hello { version }) if first => Turn::Reply(greeting(version)),
+        Ok(request) => Turn::Request(request),
         Err(err) => {
             tracing::debug!(code = %err.code(), pid = ?conn.peer.pid, "bad JSON line");
             let answer = error(err.code(), err.message());
-            if err.closes() {
+            Turn::Reply(if err.closes() {
                 Reply::close(answer)
             } else {
                 Reply::go_on(answer)
-            }
+            })
         }
     }
 }

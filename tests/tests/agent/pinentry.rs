@@ -415,6 +415,48 @@ fn an_unlock_from_elsewhere_answers_the_waiters_at_once() {
     );
 }
 
+/// Pipelined requests are answered together (`connection`), except that the answers
+/// waiting go out before a request that may take seconds: a STATUS sent in the same write
+/// as an AUTHENTICATE that waits for the pinentry is answered while the dialog is up.
+#[test]
+fn answers_sent_before_a_wait_for_the_pinentry_are_not_held_back() {
+    let gates = tempfile::tempdir().unwrap();
+    let gate_action = format!("gate={}", gates.path().join("never").display());
+    let t = ScriptedAgent::start(&[&gate_action], &["--pinentry-timeout", "10m"], &[]);
+    let mut conn = t.agent.connect();
+    let mut bytes = Vec::new();
+    for request in [
+        Request::Status,
+        Request::Authenticate {
+            workspace: WorkspaceId::default_workspace(),
+            agent_id: "pinentry-test".into(),
+            ttl_seconds: None,
+            wait_for_unlock: true,
+        },
+    ] {
+        bytes.extend_from_slice(&avp_protocol::frame::encode(&request).unwrap());
+    }
+    std::io::Write::write_all(&mut conn.stream, &bytes).unwrap();
+    conn.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let status: Response = avp_protocol::frame::read_message(&mut conn.stream)
+        .expect("the STATUS answer while the pinentry is up")
+        .unwrap();
+    assert!(matches!(status, Response::Status(_)), "{status:?}");
+    // The wait itself is still on (it ends only with an unlock): the dialog comes up, and
+    // an unlock from elsewhere ends it.
+    wait_for("the GETPIN", || t.commands().iter().any(|c| c == "GETPIN"));
+    assert!(matches!(t.agent.unlock(), Response::Unlocked));
+    let authenticated: Response = avp_protocol::frame::read_message(&mut conn.stream)
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(authenticated, Response::Authenticated(_)),
+        "{authenticated:?}"
+    );
+}
+
 /// The JSON-lines wire carries the flag too (PROTOCOL.md §12.7.3): an AUTHENTICATE line
 /// without `wait_for_unlock` answers `VAULT_LOCKED` at once and asks nobody; one with
 /// `"wait_for_unlock":true` unlocks through the same single dialog.
