@@ -21,9 +21,12 @@
 //! does not start — unless it is a regular file of ours, with one link, closed to group
 //! and other, opened without following a symlink, in a directory others cannot write to.
 
+mod line;
+
+pub use line::Event;
+
 use avp_protocol::{ErrorCode, SecretName, WorkspaceId};
-use serde::Serialize;
-use std::borrow::Cow;
+use line::Clock;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -47,36 +50,6 @@ pub struct Peer {
     pub exe: Option<PathBuf>,
 }
 
-/// One access decision.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event<'a> {
-    /// RFC 3339 UTC.
-    pub time: String,
-    /// The operation, e.g. `RETRIEVE`.
-    pub operation: &'a str,
-    /// The workspace acted on, if any.
-    pub workspace: Option<&'a str>,
-    /// The secret acted on, if any.
-    pub name: Option<&'a str>,
-    /// `OK` or the AVP error code.
-    pub outcome: &'a str,
-    /// The peer's uid.
-    pub uid: u32,
-    /// The peer's pid.
-    pub pid: Option<i32>,
-    /// The peer's executable (borrowed from the peer when its path is UTF-8, as it nearly
-    /// always is: no allocation per line).
-    pub exe: Option<Cow<'a, str>>,
-    /// Why the vault changed state, on the agent's own `VAULT_LOCKED`/`VAULT_UNLOCKED` lines
-    /// (absent on access decisions, whose lines keep their shape).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
-    /// `true` on a read answered from the agent's last-known state while its storage was
-    /// unreachable (Redis away); absent otherwise.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub stale: bool,
-}
-
 /// How long the flusher keeps looking for lines on its own after its last batch.
 const STAY_AWAKE: Duration = Duration::from_secs(5);
 
@@ -88,6 +61,8 @@ const KEPT_BATCH_CAPACITY: usize = 4 << 20;
 #[derive(Debug, Default)]
 struct Pending {
     lines: Vec<u8>,
+    /// The time's whole-second part, formatted once a second.
+    clock: Clock,
     closing: bool,
     /// The flusher waits for [`Shared::wake`] (else it looks again on its own).
     asleep: bool,
@@ -107,12 +82,6 @@ pub struct Audit {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
     path: PathBuf,
-}
-
-fn rfc3339_now() -> String {
-    let now = time::OffsetDateTime::from(SystemTime::now());
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 impl Audit {
@@ -167,14 +136,13 @@ impl Audit {
         stale: bool,
     ) {
         let event = Event {
-            time: rfc3339_now(),
             operation,
-            workspace: workspace.map(WorkspaceId::as_str),
-            name: name.map(SecretName::as_str),
+            workspace,
+            name,
             outcome: outcome.err().map_or("OK", ErrorCode::as_str),
             uid: peer.uid,
             pid: peer.pid,
-            exe: peer.exe.as_deref().map(Path::to_string_lossy),
+            exe: peer.exe.as_deref(),
             reason: None,
             stale,
         };
@@ -186,7 +154,6 @@ impl Audit {
     /// `VAULT_LOCKED` or `VAULT_UNLOCKED`, the uid and pid are the agent's.
     pub fn record_state_change(&self, operation: &str, reason: &str) {
         let event = Event {
-            time: rfc3339_now(),
             operation,
             workspace: None,
             name: None,
@@ -203,9 +170,9 @@ impl Audit {
     fn append(&self, event: &Event<'_>) {
         let mut pending = crate::sync::guard(&self.shared.pending);
         let wake = pending.lines.is_empty() && pending.asleep;
-        if serde_json::to_writer(&mut pending.lines, event).is_ok() {
-            pending.lines.push(b'\n');
-        }
+        // Timed under the lock: the lines are in time order.
+        let Pending { lines, clock, .. } = &mut *pending;
+        line::write(lines, clock, event, SystemTime::now());
         drop(pending);
         if wake {
             self.shared.wake.notify_one();
