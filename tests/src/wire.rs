@@ -14,6 +14,23 @@ pub fn name(n: &str) -> SecretName {
     SecretName::new(n).expect("valid test name")
 }
 
+/// A STORE request, for tests that send it as they like (pipelined, raw).
+pub fn store_request(
+    session: &SessionId,
+    n: &str,
+    value: &[u8],
+    labels: Option<Labels>,
+    expires_at: ExpiryChange,
+) -> Request {
+    Request::Store {
+        session: session.clone(),
+        name: name(n),
+        value: SecretValue::from_slice(value),
+        labels,
+        expires_at,
+    }
+}
+
 /// A valid workspace id.
 pub fn ws(id: &str) -> WorkspaceId {
     WorkspaceId::new(id).expect("valid test workspace")
@@ -48,13 +65,7 @@ impl Conn {
         labels: Option<Labels>,
         expires_at: ExpiryChange,
     ) -> Response {
-        self.call(&Request::Store {
-            session: session.clone(),
-            name: name(n),
-            value: SecretValue::from_slice(value),
-            labels,
-            expires_at,
-        })
+        self.call(&store_request(session, n, value, labels, expires_at))
     }
 
     /// STORE keeping labels and expiry.

@@ -17,13 +17,17 @@ fn lock(agent: &TestAgent) {
     ));
 }
 
-fn authenticate(conn: &mut Conn, wait_for_unlock: bool) -> Response {
-    conn.call(&Request::Authenticate {
+fn authenticate_request(wait_for_unlock: bool) -> Request {
+    Request::Authenticate {
         workspace: WorkspaceId::default_workspace(),
         agent_id: "pinentry-test".into(),
         ttl_seconds: None,
         wait_for_unlock,
-    })
+    }
+}
+
+fn authenticate(conn: &mut Conn, wait_for_unlock: bool) -> Response {
+    conn.call(&authenticate_request(wait_for_unlock))
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -425,15 +429,7 @@ fn answers_sent_before_a_wait_for_the_pinentry_are_not_held_back() {
     let t = ScriptedAgent::start(&[&gate_action], &["--pinentry-timeout", "10m"], &[]);
     let mut conn = t.agent.connect();
     let mut bytes = Vec::new();
-    for request in [
-        Request::Status,
-        Request::Authenticate {
-            workspace: WorkspaceId::default_workspace(),
-            agent_id: "pinentry-test".into(),
-            ttl_seconds: None,
-            wait_for_unlock: true,
-        },
-    ] {
+    for request in [Request::Status, authenticate_request(true)] {
         bytes.extend_from_slice(&avp_protocol::frame::encode(&request).unwrap());
     }
     std::io::Write::write_all(&mut conn.stream, &bytes).unwrap();

@@ -5,8 +5,8 @@
 //! The answers to requests that arrived together leave together, in one write; a batch may
 //! hold frames of any size, split anywhere.
 
-use avp_protocol::{ErrorCode, ExpiryChange, Request, Response, SecretValue, SessionId, frame};
-use avp_tests::wire::{code_of, name, ws};
+use avp_protocol::{ErrorCode, ExpiryChange, Request, Response, SessionId, frame};
+use avp_tests::wire::{code_of, name, store_request, ws};
 use avp_tests::{Conn, TestAgent};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv};
@@ -137,13 +137,7 @@ fn the_connection_session_is_only_this_connections() {
 }
 
 fn store(session: &SessionId, n: &str, value: &[u8]) -> Request {
-    Request::Store {
-        session: session.clone(),
-        name: name(n),
-        value: SecretValue::from_slice(value),
-        labels: None,
-        expires_at: ExpiryChange::Keep,
-    }
+    store_request(session, n, value, None, ExpiryChange::Keep)
 }
 
 /// Bytes waiting in `conn`'s receive queue, once the first of them has arrived.

@@ -142,6 +142,15 @@ _RETRIEVED_TAIL = re.compile(
 _VALUE_END = b'","version":'
 
 
+def _plain_retrieve_line(session_id: str, name: str) -> Optional[str]:
+    """The RETRIEVE line of the current version formatted in one step (what
+    :func:`_wire.request` would build, without its field loop), or None when a string needs
+    escaping. Every valid name and session id needs none."""
+    if is_plain(session_id) and is_plain(name):
+        return '{"op":"RETRIEVE","session_id":"' + session_id + '","name":"' + name + '"}\n'
+    return None
+
+
 class RetrieveCall:
     """RETRIEVE of one secret's current version, for a client that makes it again and
     again (the call programs make in a loop): the request line is built once (it holds no
@@ -152,9 +161,8 @@ class RetrieveCall:
 
     __slots__ = ("name", "op", "_head", "_tail", "_fields")
 
-    def __init__(self, session_id: str, name: str) -> None:
+    def __init__(self, name: str, line: str) -> None:
         self.name = name
-        line = '{"op":"RETRIEVE","session_id":"' + session_id + '","name":"' + name + '"}\n'
         self.op: Op[Secret] = Op(line.encode("ascii"), secret_of)  # type: ignore[arg-type]
         self._head = ('{"ok":true,"name":"' + name + '","value":"').encode("ascii")
         self._tail = b""
@@ -163,9 +171,8 @@ class RetrieveCall:
     @staticmethod
     def for_names(session_id: str, name: str) -> Optional["RetrieveCall"]:
         """None when a string would need escaping (then :func:`retrieve` builds the line)."""
-        if is_plain(session_id) and is_plain(name):
-            return RetrieveCall(session_id, name)
-        return None
+        line = _plain_retrieve_line(session_id, name)
+        return None if line is None else RetrieveCall(name, line)
 
     def read(self, buffer: bytearray, n: int) -> Optional[Secret]:
         """The Secret in ``buffer[:n]``, or None if that is not one whole usual answer."""
@@ -212,11 +219,10 @@ class RetrieveCall:
 
 
 def retrieve(session_id: str, name: str, version: Optional[int]) -> Op[Secret]:
-    if version is None and type(session_id) is str and type(name) is str and is_plain(session_id) and is_plain(name):
-        # The usual request, formatted in one step (what request() would build, without its
-        # field loop): the strings need no escaping.
-        line = bytearray('{"op":"RETRIEVE","session_id":"' + session_id + '","name":"' + name + '"}\n', "ascii")
-        return Op(line, secret_of)
+    if version is None and type(session_id) is str and type(name) is str:
+        line = _plain_retrieve_line(session_id, name)
+        if line is not None:
+            return Op(bytearray(line, "ascii"), secret_of)
     fields = {"session_id": session_id, "name": name, "version": version}
     return Op(_wire.request("RETRIEVE", fields), secret_of)
 
