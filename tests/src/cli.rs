@@ -38,6 +38,15 @@ pub fn passphrase_line() -> Vec<u8> {
     format!("{TEST_PASSPHRASE}\n").into_bytes()
 }
 
+/// `avp init --passphrase-stdin` with the test passphrase and the smallest work factor.
+pub fn init(agent: &TestAgent) {
+    avp(agent)
+        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
+        .write_stdin(passphrase_line())
+        .assert()
+        .success();
+}
+
 /// Stores `value` under `name` in `workspace` with `avp set NAME -` (and `--allow-empty`
 /// for an empty value), asserting success.
 pub fn set_in(agent: &TestAgent, workspace: &str, name: &str, value: &[u8]) {

@@ -4,7 +4,7 @@
 //! protocol errors, `passwd` without a vault, and the size cap of `import`.
 
 use avp_tests::TestAgent;
-use avp_tests::cli::{avp, code, get, passphrase_line, run, set, text};
+use avp_tests::cli::{avp, code, get, init, run, set, text};
 use serde_json::Value;
 
 fn stderr_json(out: &std::process::Output) -> Value {
@@ -296,11 +296,7 @@ fn local_mistakes_are_not_protocol_errors() {
         text(&out.stderr),
         "avp: the passphrase is not valid UTF-8 — use a UTF-8 passphrase\n"
     );
-    avp(&agent)
-        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-        .write_stdin(passphrase_line())
-        .assert()
-        .success();
+    init(&agent);
 }
 
 /// `import` from a stream stops reading past 64 MiB and imports nothing; a larger regular

@@ -5,7 +5,7 @@
 use super::agent_on;
 use avp_tests::cli::{
     assert_a_wide_workspace_lists_and_runs, assert_unlock_checks_the_passphrase_when_unlocked, avp,
-    code, get, passphrase_line, run, set, text,
+    code, get, init, passphrase_line, run, set, text,
 };
 use avp_tests::redis::{RedisServer, agent_args};
 use avp_tests::{AgentOptions, TestAgent};
@@ -84,11 +84,7 @@ fn init_set_get_ls_rm_across_two_agents() {
 fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
     let server = RedisServer::start();
     let agent = agent_on(&server);
-    avp(&agent)
-        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-        .write_stdin(passphrase_line())
-        .assert()
-        .success();
+    init(&agent);
     assert_unlock_checks_the_passphrase_when_unlocked(&agent);
 }
 
@@ -96,11 +92,7 @@ fn unlock_of_an_unlocked_vault_checks_the_passphrase() {
 fn a_workspace_whose_metadata_exceeds_a_frame_lists_and_runs() {
     let server = RedisServer::start();
     let agent = agent_on(&server);
-    avp(&agent)
-        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-        .write_stdin(passphrase_line())
-        .assert()
-        .success();
+    init(&agent);
     assert_a_wide_workspace_lists_and_runs(&agent);
 }
 
@@ -121,11 +113,7 @@ fn status_with_redis_down_says_so_and_fails() {
             args,
             ..AgentOptions::default()
         });
-        avp(&agent)
-            .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-            .write_stdin(passphrase_line())
-            .assert()
-            .success();
+        init(&agent);
         set(&agent, "A", b"1");
         let up = run(&agent, &["status"], b"");
         assert_eq!(code(&up), 0, "{}", text(&up.stderr));

@@ -4,7 +4,7 @@
 //! listing nothing.
 
 use super::agent_on;
-use avp_tests::cli::{avp, code, passphrase_line, run, set, set_in, text};
+use avp_tests::cli::{avp, code, init, passphrase_line, run, set, set_in, text};
 use avp_tests::redis::RedisServer;
 
 #[test]
@@ -12,11 +12,7 @@ fn workspaces_lists_what_every_agent_stored() {
     let mut server = RedisServer::start_tcp();
     let machine_a = agent_on(&server);
     let machine_b = agent_on(&server);
-    avp(&machine_a)
-        .args(["init", "--passphrase-stdin", "--work-factor", "10"])
-        .write_stdin(passphrase_line())
-        .assert()
-        .success();
+    init(&machine_a);
     avp(&machine_b)
         .args(["unlock", "--passphrase-stdin"])
         .write_stdin(passphrase_line())

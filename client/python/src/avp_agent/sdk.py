@@ -28,6 +28,8 @@ from ._socket_path import PathLike, resolve
 from .client import DEFAULT_TIMEOUT, Client
 from .errors import AVPError, NoAgentError, SessionError, UntrustedSocketError
 from .types import DiscoverInfo
+from .types import Secret as AgentSecret
+from .types import SecretMetadata as AgentSecretMetadata
 
 T = TypeVar("T")
 
@@ -208,32 +210,29 @@ class AgentBackend(BackendBase):
             Secret(
                 name=meta.name,
                 workspace=workspace,
-                metadata=SecretMetadata(
-                    created_at=_naive_utc(meta.created_at),  # type: ignore[arg-type]
-                    updated_at=_naive_utc(meta.updated_at),  # type: ignore[arg-type]
-                    backend=self.backend_type,
-                    version=meta.version,
-                    labels=dict(meta.labels),
-                    expires_at=_naive_utc(meta.expires_at),
-                ),
+                metadata=self._metadata(meta),
                 value=None,
             )
             for meta in page
         ]
         return secrets, next_cursor
 
+    def _metadata(self, meta: "AgentSecretMetadata | AgentSecret") -> SecretMetadata:
+        """avp-sdk's metadata of an agent LIST entry or RETRIEVE answer (same fields)."""
+        return SecretMetadata(
+            created_at=_naive_utc(meta.created_at),  # type: ignore[arg-type]
+            updated_at=_naive_utc(meta.updated_at),  # type: ignore[arg-type]
+            backend=self.backend_type,
+            version=meta.version,
+            labels=dict(meta.labels),
+            expires_at=_naive_utc(meta.expires_at),
+        )
+
     def get_metadata(self, workspace: str, name: str) -> SecretMetadata:
         # The agent has no metadata-only lookup by name; RETRIEVE carries the metadata (the
         # value comes along over the private socket and is dropped here).
         secret = self._call(workspace, lambda c, s: c.retrieve(s, name))
-        return SecretMetadata(
-            created_at=_naive_utc(secret.created_at),  # type: ignore[arg-type]
-            updated_at=_naive_utc(secret.updated_at),  # type: ignore[arg-type]
-            backend=self.backend_type,
-            version=secret.version,
-            labels=dict(secret.labels),
-            expires_at=_naive_utc(secret.expires_at),
-        )
+        return self._metadata(secret)
 
     def rotate(self, workspace: str, name: str, new_value: bytes) -> int:
         # One ROTATE: atomic on the agent, unlike BackendBase's check-then-store default.
